@@ -1,0 +1,45 @@
+"""Typed errors of the core.  Each message says what was wrong and where."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class HPAError(Exception):
+    """Base class of every error napari-hpa raises on bad input."""
+
+
+class ImageSetError(HPAError):
+    """An image set that cannot be read: names the id, the channel and the file."""
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        set_id: str | None = None,
+        channel: str | None = None,
+        path: str | Path | None = None,
+    ):
+        self.problem = problem
+        self.set_id = set_id
+        self.channel = channel
+        self.path = None if path is None else Path(path)
+        where = []
+        if set_id is not None:
+            where.append(f"image set {set_id!r}")
+        if channel is not None:
+            where.append(f"channel {channel!r}")
+        if path is not None:
+            where.append(f"file {str(path)!r}")
+        super().__init__(f"{', '.join(where)}: {problem}" if where else problem)
+
+
+class LabelsCSVError(HPAError):
+    """A labels CSV that breaks the Kaggle ``Id,Target`` format: names file and line."""
+
+    def __init__(self, problem: str, *, path: str | Path, line: int | None = None):
+        self.problem = problem
+        self.path = Path(path)
+        self.line = line
+        at = f"{path}" if line is None else f"{path}, line {line}"
+        super().__init__(f"{at}: {problem}")

@@ -1,0 +1,422 @@
+"""Image sets: find, read and validate four-channel HPA fields of view.
+
+An image set is an id and a ``(4, H, W)`` array in RGBY order (red =
+microtubules, green = protein, blue = nucleus, yellow = ER) with the native
+dtype kept.  Sources:
+
+* per-channel files ``{id}_{red,green,blue,yellow}.{png,jpg,jpeg,tif,tiff}``,
+  grayscale, or RGB with the colour baked in (HPA v18 JPEGs): red takes R,
+  green G, blue B and yellow (R + G) / 2;
+* a multi-channel TIFF / OME-TIFF ``(4, H, W)`` or ``(H, W, 4)``; OME channel
+  names such as ``microtubules``/``DAPI`` put the channels in RGBY order;
+* folders of such sets.
+
+Every failure raises :class:`~napari_hpa.errors.ImageSetError` naming the id,
+the channel and the file.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .classes import CHANNELS
+from .errors import ImageSetError
+
+CHANNEL_EXTENSIONS = ("png", "jpg", "jpeg", "tif", "tiff")
+TIFF_SUFFIXES = (".tif", ".tiff")
+CHANNEL_FILE_RE = re.compile(
+    r"^(?P<id>.+)_(?P<channel>red|green|blue|yellow)\.(?P<ext>png|jpe?g|tiff?)$", re.IGNORECASE
+)
+#: Glob patterns of the files napari may hand to our reader.
+FILENAME_PATTERNS = tuple(
+    f"*_{ch}.{ext}" for ch in CHANNELS for ext in CHANNEL_EXTENSIONS
+) + ("*.tif", "*.tiff")
+SUPPORTED_DTYPES = (np.uint8, np.uint16)
+
+#: Names (lower case) an OME-TIFF may give each channel.
+CHANNEL_ALIASES = {
+    "red": {"red", "microtubules", "microtubule", "tubulin", "mt"},
+    "green": {"green", "protein", "antibody", "target", "poi"},
+    "blue": {"blue", "nucleus", "nuclei", "dapi", "hoechst", "dna"},
+    "yellow": {"yellow", "er", "endoplasmic reticulum", "calreticulin"},
+}
+
+
+@dataclass(frozen=True)
+class SetSource:
+    """Where an image set lives: four channel files, or one multi-channel TIFF."""
+
+    id: str
+    channel_files: dict[str, tuple[Path, ...]] = field(default_factory=dict)
+    tiff: Path | None = None
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        if self.tiff is not None:
+            return (self.tiff,)
+        return tuple(p for ch in CHANNELS for p in self.channel_files.get(ch, ()))
+
+
+@dataclass
+class ImageSet:
+    """A read field of view."""
+
+    id: str
+    data: np.ndarray  # (4, H, W), RGBY, native dtype
+    #: channel -> file it came from (one file for all four for a TIFF)
+    paths: dict[str, Path]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.data.shape[1:]
+
+    def channel(self, name: str) -> np.ndarray:
+        return self.data[CHANNELS.index(name)]
+
+
+# --------------------------------------------------------------------------- finding
+
+
+def channel_file_parts(path: str | Path) -> tuple[str, str] | None:
+    """``(id, channel)`` if ``path`` is named like a channel file, else ``None``."""
+    m = CHANNEL_FILE_RE.match(Path(path).name)
+    return (m["id"], m["channel"].lower()) if m else None
+
+
+def is_tiff(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in TIFF_SUFFIXES
+
+
+def tiff_set_id(path: Path) -> str:
+    name = path.name
+    for suffix in (".ome.tiff", ".ome.tif", ".tiff", ".tif"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def find_sets(folder: str | Path) -> list[SetSource]:
+    """The image sets in ``folder`` (not recursive), sorted by id.
+
+    Sets with missing channels are listed too; reading them raises the error.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ImageSetError("is not a folder", path=folder)
+    groups: dict[str, dict[str, list[Path]]] = {}
+    tiffs: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith(".") or not p.is_file():
+            continue
+        parts = channel_file_parts(p)
+        if parts is not None:
+            groups.setdefault(parts[0], {}).setdefault(parts[1], []).append(p)
+        elif is_tiff(p):
+            tiffs[tiff_set_id(p)] = p
+    sources = [
+        SetSource(i, {ch: tuple(ps) for ch, ps in chans.items()}) for i, chans in groups.items()
+    ]
+    for set_id, p in tiffs.items():
+        if set_id in groups:
+            raise ImageSetError(
+                f"is both a multi-channel TIFF and a set of channel files in {folder}",
+                set_id=set_id,
+                path=p,
+            )
+        sources.append(SetSource(set_id, tiff=p))
+    return sorted(sources, key=lambda s: s.id)
+
+
+def source_for_file(path: str | Path) -> SetSource:
+    """The set a single file belongs to: its sibling channel files, or the TIFF itself."""
+    path = Path(path)
+    parts = channel_file_parts(path)
+    if parts is None:
+        if is_tiff(path):
+            return SetSource(tiff_set_id(path), tiff=path)
+        raise ImageSetError(
+            "is neither a channel file named {id}_{red,green,blue,yellow}.{png,jpg,tif} "
+            "nor a multi-channel TIFF",
+            path=path,
+        )
+    set_id = parts[0]
+    files: dict[str, tuple[Path, ...]] = {}
+    for p in sorted(path.parent.iterdir()) if path.parent.is_dir() else ():
+        other = channel_file_parts(p)
+        if other is not None and other[0] == set_id:
+            files[other[1]] = files.get(other[1], ()) + (p,)
+    return SetSource(set_id, files)
+
+
+def source_for_path(path: str | Path) -> tuple[SetSource, int]:
+    """The set to open for ``path`` (a file or a folder) and how many sets its folder holds."""
+    path = Path(path)
+    if path.is_dir():
+        sources = find_sets(path)
+        if not sources:
+            raise ImageSetError(
+                "holds no image sets ({id}_{red,green,blue,yellow}.png/.jpg/.tif files "
+                "or multi-channel TIFFs)",
+                path=path,
+            )
+        return sources[0], len(sources)
+    if not path.exists():
+        raise ImageSetError("does not exist", path=path)
+    return source_for_file(path), 1
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_set(source: SetSource | str | Path) -> ImageSet:
+    """Read one image set (a :class:`SetSource`, or any file or folder path)."""
+    if not isinstance(source, SetSource):
+        source, _ = source_for_path(source)
+    if source.tiff is not None:
+        data = read_multichannel_tiff(source.tiff, source.id)
+        return ImageSet(source.id, data, {ch: source.tiff for ch in CHANNELS})
+
+    planes: list[np.ndarray] = []
+    paths: dict[str, Path] = {}
+    for ch in CHANNELS:
+        found = source.channel_files.get(ch, ())
+        if not found:
+            have = ", ".join(p.name for p in source.paths) or "none"
+            raise ImageSetError(
+                f"is missing: no file {source.id}_{ch}.{{{','.join(CHANNEL_EXTENSIONS)}}} "
+                f"(found: {have})",
+                set_id=source.id,
+                channel=ch,
+                path=_expected_path(source, ch),
+            )
+        if len(found) > 1:
+            raise ImageSetError(
+                f"has {len(found)} files ({', '.join(p.name for p in found)}); keep one",
+                set_id=source.id,
+                channel=ch,
+                path=found[0],
+            )
+        plane = read_channel_file(found[0], ch, source.id)
+        if planes and plane.shape != planes[0].shape:
+            raise ImageSetError(
+                f"has shape {plane.shape}, but channel 'red' ({paths['red'].name}) "
+                f"has shape {planes[0].shape}; all four channels must match",
+                set_id=source.id,
+                channel=ch,
+                path=found[0],
+            )
+        if planes and plane.dtype != planes[0].dtype:
+            raise ImageSetError(
+                f"has dtype {plane.dtype}, but channel 'red' ({paths['red'].name}) "
+                f"has dtype {planes[0].dtype}; all four channels must match",
+                set_id=source.id,
+                channel=ch,
+                path=found[0],
+            )
+        planes.append(plane)
+        paths[ch] = found[0]
+    return ImageSet(source.id, np.stack(planes), paths)
+
+
+def _expected_path(source: SetSource, channel: str) -> Path:
+    any_file = next(iter(source.paths), None)
+    folder = any_file.parent if any_file is not None else Path(".")
+    ext = any_file.suffix if any_file is not None else ".png"
+    return folder / f"{source.id}_{channel}{ext}"
+
+
+def read_channel_file(path: Path, channel: str, set_id: str) -> np.ndarray:
+    """Read one channel file as a 2-D array (RGB files: the channel's own colour)."""
+    try:
+        if is_tiff(path):
+            import tifffile
+
+            arr = tifffile.imread(path)
+        else:
+            import imageio.v3 as iio
+
+            arr = iio.imread(path)
+    except FileNotFoundError:
+        raise ImageSetError("file not found", set_id=set_id, channel=channel, path=path) from None
+    except Exception as exc:  # decoders raise many types for corrupt files
+        raise ImageSetError(
+            f"cannot be read, the file is unreadable or truncated ({type(exc).__name__}: {exc})",
+            set_id=set_id,
+            channel=channel,
+            path=path,
+        ) from None
+    arr = np.asarray(arr)
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4):
+        arr = _colour_plane(arr[..., :3], channel)
+    elif arr.ndim == 3 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim != 2:
+        raise ImageSetError(
+            f"has an unsupported array shape {arr.shape}: a channel file must be "
+            "grayscale (H, W) or RGB (H, W, 3)",
+            set_id=set_id,
+            channel=channel,
+            path=path,
+        )
+    return _check_dtype(arr, set_id, channel, path)
+
+
+def _colour_plane(rgb: np.ndarray, channel: str) -> np.ndarray:
+    """The channel's plane of an RGB file with the colour baked in."""
+    if channel == "yellow":
+        wide = rgb[..., 0].astype(np.uint32) + rgb[..., 1]
+        return (wide // 2).astype(rgb.dtype)
+    return np.ascontiguousarray(rgb[..., {"red": 0, "green": 1, "blue": 2}[channel]])
+
+
+def _check_dtype(arr: np.ndarray, set_id: str, channel: str | None, path: Path) -> np.ndarray:
+    if arr.dtype.type in SUPPORTED_DTYPES:
+        return arr
+    if arr.dtype.kind == "f":
+        return arr.astype(np.float32, copy=False)
+    if arr.dtype.kind in "iu" and arr.size and arr.min() >= 0 and arr.max() <= 65535:
+        return arr.astype(np.uint16)  # e.g. 16-bit data decoded as int32
+    raise ImageSetError(
+        f"has an unsupported dtype {arr.dtype} (expected 8- or 16-bit unsigned integers "
+        "or floats in [0, 1])",
+        set_id=set_id,
+        channel=channel,
+        path=path,
+    )
+
+
+def read_multichannel_tiff(path: Path, set_id: str | None = None) -> np.ndarray:
+    """A ``(4, H, W)`` RGBY array from a multi-channel TIFF or OME-TIFF."""
+    import tifffile
+
+    set_id = set_id or tiff_set_id(path)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            arr = series.asarray()
+            axes = series.axes
+            names = _ome_channel_names(tif.ome_metadata) if tif.is_ome else []
+    except FileNotFoundError:
+        raise ImageSetError("file not found", set_id=set_id, path=path) from None
+    except Exception as exc:
+        raise ImageSetError(
+            f"cannot be read, the file is unreadable or truncated ({type(exc).__name__}: {exc})",
+            set_id=set_id,
+            path=path,
+        ) from None
+    arr, axes = _squeeze(arr, axes)
+    channel_axis = _channel_axis(arr.shape, axes)
+    if channel_axis is None:
+        raise ImageSetError(
+            f"has an unsupported array shape {arr.shape} (axes {axes!r}): a multi-channel "
+            "TIFF must hold four channels as (4, H, W) or (H, W, 4)",
+            set_id=set_id,
+            path=path,
+        )
+    arr = np.moveaxis(arr, channel_axis, 0)
+    order = _rgby_order(names)
+    if order is not None:
+        arr = arr[order]
+    return _check_dtype(np.ascontiguousarray(arr), set_id, None, path)
+
+
+def tiff_is_multichannel(path: str | Path) -> bool:
+    """Cheap check (no pixel data read) that a TIFF holds a four-channel image."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            shape, axes = series.shape, series.axes
+    except Exception:
+        return False
+    dims = [(n, a) for n, a in zip(shape, axes) if n != 1]
+    return _channel_axis(tuple(n for n, _ in dims), "".join(a for _, a in dims)) is not None
+
+
+def _squeeze(arr: np.ndarray, axes: str) -> tuple[np.ndarray, str]:
+    keep = [i for i, n in enumerate(arr.shape) if n != 1]
+    return arr.reshape([arr.shape[i] for i in keep]), "".join(axes[i] for i in keep if i < len(axes))
+
+
+def _channel_axis(shape: tuple[int, ...], axes: str) -> int | None:
+    if len(shape) != 3:
+        return None
+    for label in "CS":  # tifffile: C = channel, S = sample (RGBA-like)
+        if label in axes and shape[axes.index(label)] == 4:
+            return axes.index(label)
+    if shape[0] == 4:
+        return 0
+    if shape[2] == 4:
+        return 2
+    return None
+
+
+def _ome_channel_names(ome_xml: str | None) -> list[str]:
+    if not ome_xml:
+        return []
+    try:
+        root = ET.fromstring(ome_xml)
+    except ET.ParseError:
+        return []
+    names = []
+    for el in root.iter():
+        if el.tag.rsplit("}", 1)[-1] == "Channel":
+            names.append(el.get("Name") or "")
+        if len(names) == 4 and el.tag.rsplit("}", 1)[-1] == "Pixels":
+            break
+    return names[:4] if len(names) >= 4 else []
+
+
+def _rgby_order(names: list[str]) -> list[int] | None:
+    """Indices that put channels named ``names`` in RGBY order, if every name is known."""
+    if len(names) != 4:
+        return None
+    found = {}
+    for i, name in enumerate(names):
+        key = name.strip().lower()
+        for ch, aliases in CHANNEL_ALIASES.items():
+            if key in aliases:
+                found[ch] = i
+    if len(found) != 4:
+        return None
+    return [found[ch] for ch in CHANNELS]
+
+
+# --------------------------------------------------------------------------- model input
+
+
+def to_model_input(data: np.ndarray, size: int) -> np.ndarray:
+    """The model contract's input: float32 ``(4, size, size)`` in [0, 1].
+
+    uint8 is divided by 255, uint16 by 65535, floats are clipped; resizing uses
+    anti-aliasing.
+    """
+    if data.ndim != 3 or data.shape[0] != 4:
+        raise ValueError(f"expected a (4, H, W) image set, got shape {data.shape}")
+    if data.dtype == np.uint8:
+        x = data.astype(np.float32) / 255.0
+    elif data.dtype == np.uint16:
+        x = data.astype(np.float32) / 65535.0
+    else:
+        x = np.clip(data.astype(np.float32), 0.0, 1.0)
+    if x.shape[1:] != (size, size):
+        from skimage.transform import resize
+
+        x = resize(x, (4, size, size), order=1, anti_aliasing=True, preserve_range=True)
+        x = x.astype(np.float32)
+    return x
+
+
+def contrast_limits_for(dtype: np.dtype) -> tuple[float, float]:
+    """Display range for a dtype: its full integer range, or [0, 1] for floats."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return (float(max(info.min, 0)), float(info.max))
+    return (0.0, 1.0)

@@ -1,0 +1,96 @@
+"""The Kaggle labels CSV: reading, errors naming the line, atomic writing."""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import pytest
+
+from napari_hpa.errors import LabelsCSVError
+from napari_hpa.labels import format_target, parse_target, read_labels, write_labels
+
+
+def test_parse_and_format():
+    assert parse_target("7 1 2 0") == (0, 1, 2, 7)
+    assert parse_target("3 3 25") == (3, 25)
+    assert parse_target("") == ()
+    assert format_target([25, 0, 0]) == "0 25"
+
+
+def test_round_trip_keeps_order_and_extra_columns(tmp_path):
+    path = tmp_path / "labels.csv"
+    targets = {"b": (25, 0), "a": (7,), "c": ()}
+    write_labels(path, targets, extra={"Antibody": {"b": "ab1", "a": "ab2", "c": "ab1"}})
+    assert path.read_text().splitlines() == ["Id,Target,Antibody", "b,0 25,ab1", "a,7,ab2", "c,,ab1"]
+    table = read_labels(path)
+    assert table.ids == ["b", "a", "c"]
+    assert table.targets == {"b": (0, 25), "a": (7,), "c": ()}
+    assert table.extra == {"Antibody": {"b": "ab1", "a": "ab2", "c": "ab1"}}
+
+
+def test_predicted_column(tmp_path):
+    path = tmp_path / "submission.csv"
+    write_labels(path, {"x": [2, 0]}, column="Predicted")
+    assert path.read_text() == "Id,Predicted\nx,0 2\n"
+    assert read_labels(path).column == "Predicted"
+
+
+@pytest.mark.parametrize(
+    "text, line, fragment",
+    [
+        ("", None, "empty"),
+        ("Id,Target\na,0\nb,28\n", 3, "outside 0-27"),
+        ("Id,Target\na,0 x\n", 2, "not an integer"),
+        ("Id,Target\na,-1\n", 2, "outside 0-27"),
+        ("Id,Target\na,0\nb,1\na,2\n", 4, "duplicate Id 'a'"),
+        ("Id,Labels\na,0\n", 1, "no 'Target' column"),
+        ("a,0\nb,1\n", 1, "no 'Id' column"),
+        ("Id,Target\na,0,extra\n", 2, "expected 2 fields"),
+        ("Id,Target\n,0\n", 2, "Id is empty"),
+    ],
+)
+def test_bad_csv_names_file_and_line(tmp_path, text, line, fragment):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(LabelsCSVError) as err:
+        read_labels(path)
+    assert err.value.line == line
+    assert fragment in str(err.value)
+    assert str(path) in str(err.value)
+    if line is not None:
+        assert f"line {line}" in str(err.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(LabelsCSVError, match="not found"):
+        read_labels(tmp_path / "nope.csv")
+
+
+def test_failed_write_keeps_old_file(tmp_path):
+    path = tmp_path / "labels.csv"
+    write_labels(path, {"a": [1]})
+
+    class Boom(dict):
+        def items(self):
+            yield "a", [2]
+            raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        write_labels(path, Boom())
+    assert path.read_text() == "Id,Target\na,1\n"
+    assert os.listdir(tmp_path) == ["labels.csv"]  # no temporary file left behind
+
+
+def test_real_kaggle_train_csv_round_trip(kaggle_train_csv, tmp_path):
+    table = read_labels(kaggle_train_csv)
+    assert len(table) == 31072
+    with open(kaggle_train_csv, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert table.ids == [r["Id"] for r in rows]
+    for r in rows[:1000]:
+        assert set(table.targets[r["Id"]]) == {int(t) for t in r["Target"].split()}
+    out = tmp_path / "out.csv"
+    write_labels(out, table.targets)
+    again = read_labels(out)
+    assert again.targets == table.targets and again.ids == table.ids
