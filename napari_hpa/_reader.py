@@ -1,0 +1,121 @@
+"""napari reader: any channel file, multi-channel TIFF or folder opens a whole field of view.
+
+Thin adapter over :mod:`napari_hpa.imageset`; errors are the core's
+:class:`~napari_hpa.errors.ImageSetError`, which napari shows to the user.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .classes import CHANNEL_STAINS, CHANNELS
+from .errors import HPAError
+from .imageset import (
+    ImageSet,
+    SetSource,
+    channel_file_parts,
+    contrast_limits_for,
+    find_sets,
+    is_tiff,
+    read_set,
+    source_for_path,
+    tiff_is_multichannel,
+)
+
+LayerDataTuple = tuple[Any, dict, str]
+
+
+def get_reader(path: str | list[str]):
+    """Return :func:`read_paths` if every path is something this plugin reads, else ``None``."""
+    paths = [path] if isinstance(path, (str, Path)) else list(path)
+    if not paths or not all(_accepts(Path(p)) for p in paths):
+        return None
+    return read_paths
+
+
+def _accepts(path: Path) -> bool:
+    if path.is_dir():
+        try:
+            return bool(find_sets(path))
+        except HPAError:
+            return True  # ours, but broken: let the reader report it
+    if channel_file_parts(path) is not None:
+        return True
+    return is_tiff(path) and tiff_is_multichannel(path)
+
+
+def read_paths(path: str | list[str]) -> list[LayerDataTuple]:
+    """Four image layers per field of view.
+
+    Several files of one set open it once, also when napari calls the reader
+    once per dropped file: a set whose four layers are already in the viewer
+    is not added again.
+    """
+    paths = [path] if isinstance(path, (str, Path)) else list(path)
+    layers: list[LayerDataTuple] = []
+    opened = _open_sources()
+    for p in paths:
+        source, count = source_for_path(p)
+        key = _source_key(source)
+        if key in opened:
+            continue
+        opened.add(key)
+        extra = {}
+        if count > 1:
+            extra = {"folder": str(Path(p)), "sets_in_folder": count}
+            _notify(
+                f"{Path(p).name} holds {count} image sets; opened the first, {source.id!r}. "
+                "Use the label review to browse them."
+            )
+        layers.extend(image_set_layers(read_set(source), extra))
+    return layers or [(None,)]  # napari's "read, nothing to add" sentinel
+
+
+def _source_key(source: SetSource) -> tuple[str, tuple[str, ...]]:
+    return source.id, tuple(sorted(str(p) for p in source.paths))
+
+
+def _open_sources() -> set[tuple[str, tuple[str, ...]]]:
+    """Keys of the sets whose four channel layers are in the current viewer."""
+    from napari import current_viewer
+
+    viewer = current_viewer()
+    if viewer is None:
+        return set()
+    channels: dict[tuple[str, tuple[str, ...]], set[str]] = {}
+    for layer in viewer.layers:
+        meta = layer.metadata
+        if "hpa_id" in meta and "hpa_channel" in meta:
+            key = (meta["hpa_id"], tuple(sorted(set(meta.get("paths", {}).values()))))
+            channels.setdefault(key, set()).add(meta["hpa_channel"])
+    return {key for key, chans in channels.items() if chans == set(CHANNELS)}
+
+
+def image_set_layers(image_set: ImageSet, metadata: dict | None = None) -> list[LayerDataTuple]:
+    """One additive image layer per channel, named ``"{id} {stain}"``."""
+    limits = contrast_limits_for(image_set.data.dtype)
+    layers = []
+    for i, ch in enumerate(CHANNELS):
+        meta = {
+            "hpa_id": image_set.id,
+            "hpa_channel": ch,
+            "path": str(image_set.paths[ch]) if ch in image_set.paths else None,
+            "paths": {c: str(p) for c, p in image_set.paths.items()},
+            **(metadata or {}),
+        }
+        kwargs = {
+            "name": f"{image_set.id} {CHANNEL_STAINS[ch]}",
+            "colormap": ch,
+            "blending": "additive",
+            "contrast_limits": limits,
+            "metadata": meta,
+        }
+        layers.append((image_set.data[i], kwargs, "image"))
+    return layers
+
+
+def _notify(message: str) -> None:
+    from napari.utils.notifications import show_info
+
+    show_info(message)
