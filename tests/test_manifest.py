@@ -61,3 +61,21 @@ def test_get_reader_refuses_unrelated_files(tmp_path):
     assert get_reader(str(tmp_path / "empty")) is None
     assert get_reader(str(tmp_path / "gray.tif")) is None
     assert get_reader(str(tmp_path / "holiday.png")) is None
+
+
+def test_wheel_carries_the_root_manifest(tmp_path):
+    """A regular (non-editable) install gets the same napari.yaml as the repository root."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("napari_hpa-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        assert zf.read("napari_hpa/napari.yaml") == (ROOT / "napari.yaml").read_bytes()
+        (ep,) = [n for n in zf.namelist() if n.endswith("entry_points.txt")]
+        assert "napari-hpa = napari_hpa:napari.yaml" in zf.read(ep).decode()
