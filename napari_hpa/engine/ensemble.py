@@ -1,0 +1,387 @@
+"""The ensemble: members, manifest (``ensemble.json``), and prediction.
+
+A manifest sits beside its members::
+
+    {
+      "hpa_ensemble": 1,
+      "name": "default",
+      "members": [{"name": "densenet121", "path": "densenet121.onnx", "weight": 1.0}, ...],
+      "tta": "d4",            # none | flip | d4
+      "combine": "max",       # how TTA views are combined: mean | max
+      "thresholds": [0.5, ...] or null,   # 28 per-class thresholds
+      "min_one_label": true,  # the top class is always predicted
+      "embedding_member": "arcface" or null
+    }
+
+Member probabilities are ``sigmoid(logits)`` combined over the TTA views
+(attention maps are brought back onto the untransformed image first), then
+averaged across members with the manifest weights.  Attention maps of the
+members that have them are averaged on the grid of the first such member;
+cell ``(i, j)`` of an ``h x w`` grid covers rows ``[i H/h, (i+1) H/h)`` and
+columns ``[j W/w, (j+1) W/w)`` of the ``H x W`` field of view.  Embeddings
+come from ``embedding_member`` (or the first member that has one), averaged
+over the views and L2-normalised again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..classes import CLASS_NAMES, NUM_CLASSES
+from ..errors import HPAError
+from ..imageset import to_model_input
+from . import tta as tta_mod
+from .contract import ModelInfo, check_contract
+from .providers import ProviderRequest, create_session
+
+MANIFEST_VERSION = 1
+DEFAULT_THRESHOLD = 0.5
+
+
+class EnsembleError(HPAError):
+    """A manifest that cannot be used; the message names the file and the field."""
+
+    def __init__(self, problem: str, path: str | Path | None = None):
+        self.problem = problem
+        self.path = path
+        super().__init__(f"{path}: {problem}" if path else problem)
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+@dataclass
+class MemberSpec:
+    name: str
+    path: Path  # absolute, resolved against the manifest's folder
+    weight: float = 1.0
+
+
+@dataclass
+class EnsembleSpec:
+    members: list[MemberSpec]
+    tta: str = "none"
+    combine: str = "mean"
+    thresholds: tuple[float, ...] | None = None
+    min_one_label: bool = True
+    embedding_member: str | None = None
+    name: str = "ensemble"
+    path: Path | None = None  # the manifest file, when read from one
+
+    def to_json(self, folder: Path) -> dict:
+        return {
+            "hpa_ensemble": MANIFEST_VERSION,
+            "name": self.name,
+            "members": [
+                {"name": m.name, "path": _relative(m.path, folder), "weight": m.weight}
+                for m in self.members
+            ],
+            "tta": self.tta,
+            "combine": self.combine,
+            "thresholds": None if self.thresholds is None else [round(t, 6) for t in self.thresholds],
+            "min_one_label": self.min_one_label,
+            "embedding_member": self.embedding_member,
+        }
+
+
+def _relative(path: Path, folder: Path) -> str:
+    """``path`` relative to the manifest's folder (absolute if on another drive)."""
+    try:
+        return Path(os.path.relpath(Path(path).resolve(), folder.resolve())).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def write_manifest(spec: EnsembleSpec, path: str | Path) -> Path:
+    from ..labels import atomic_write_text
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_text(path, json.dumps(spec.to_json(path.parent), indent=2) + "\n")
+
+
+def read_manifest(path: str | Path) -> EnsembleSpec:
+    path = Path(path)
+
+    def fail(problem: str):
+        raise EnsembleError(problem, path)
+
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        fail("file not found")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot be read ({exc})")
+    except json.JSONDecodeError as exc:
+        fail(f"is not valid JSON ({exc})")
+    if not isinstance(raw, dict):
+        fail("must hold a JSON object")
+    version = raw.get("hpa_ensemble")
+    if version != MANIFEST_VERSION:
+        fail(f"'hpa_ensemble' is {version!r}; this napari-hpa reads version {MANIFEST_VERSION}")
+    members_raw = raw.get("members")
+    if not isinstance(members_raw, list) or not members_raw:
+        fail("'members' must be a non-empty list")
+    members = []
+    for i, m in enumerate(members_raw):
+        if not isinstance(m, dict) or "path" not in m:
+            fail(f"members[{i}] must be an object with a 'path'")
+        member_path = path.parent / m["path"]
+        if not member_path.is_file():
+            fail(f"members[{i}].path {m['path']!r}: no such file {member_path}")
+        weight = m.get("weight", 1.0)
+        if not isinstance(weight, (int, float)) or not weight > 0:
+            fail(f"members[{i}].weight must be a positive number, got {weight!r}")
+        members.append(MemberSpec(str(m.get("name") or Path(m["path"]).stem), member_path, float(weight)))
+    names = [m.name for m in members]
+    if len(set(names)) != len(names):
+        fail(f"member names must be unique, got {names}")
+    tta = raw.get("tta", "none")
+    if tta not in tta_mod.TTA_MODES:
+        fail(f"'tta' is {tta!r}; choose one of {', '.join(tta_mod.TTA_MODES)}")
+    combine = raw.get("combine", "mean")
+    if combine not in tta_mod.COMBINE_MODES:
+        fail(f"'combine' is {combine!r}; choose one of {', '.join(tta_mod.COMBINE_MODES)}")
+    thresholds = raw.get("thresholds")
+    if thresholds is not None:
+        if (
+            not isinstance(thresholds, list)
+            or len(thresholds) != NUM_CLASSES
+            or not all(isinstance(t, (int, float)) and 0 <= t <= 1 for t in thresholds)
+        ):
+            fail(f"'thresholds' must be a list of {NUM_CLASSES} numbers in [0, 1]")
+        thresholds = tuple(float(t) for t in thresholds)
+    embedding_member = raw.get("embedding_member")
+    if embedding_member is not None and embedding_member not in names:
+        fail(f"'embedding_member' {embedding_member!r} is not a member ({', '.join(names)})")
+    return EnsembleSpec(
+        members=members,
+        tta=tta,
+        combine=combine,
+        thresholds=thresholds,
+        min_one_label=bool(raw.get("min_one_label", True)),
+        embedding_member=embedding_member,
+        name=str(raw.get("name") or path.parent.name),
+        path=path,
+    )
+
+
+# --------------------------------------------------------------------------- members
+
+
+@dataclass
+class Member:
+    spec: MemberSpec
+    session: object
+    info: ModelInfo
+    provider_note: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self.session.get_providers())
+
+    def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Raw outputs for a float32 ``[N, 4, S, S]`` batch."""
+        names = ["logits"]
+        if self.info.has_attention:
+            names.append("attention")
+        if self.info.has_embedding:
+            names.append("embedding")
+        out = self.session.run(names, {"image": np.ascontiguousarray(x, dtype=np.float32)})
+        return dict(zip(names, out))
+
+
+def load_member(spec: MemberSpec, request: ProviderRequest = ProviderRequest()) -> Member:
+    if not Path(spec.path).is_file():
+        raise EnsembleError("no such model file", spec.path)
+    try:
+        session, note = create_session(spec.path, request)
+    except HPAError:
+        raise
+    except Exception as exc:
+        raise EnsembleError(f"onnxruntime cannot load the model ({exc})", spec.path) from None
+    return Member(spec, session, check_contract(session, spec.path), note)
+
+
+# --------------------------------------------------------------------------- prediction
+
+
+@dataclass
+class Prediction:
+    """What the ensemble says about a batch of image sets."""
+
+    probs: np.ndarray  # [N, 28] ensemble probabilities
+    member_probs: dict[str, np.ndarray]  # name -> [N, 28]
+    thresholds: np.ndarray  # [28]
+    labels: np.ndarray  # [N, 28] bool
+    attention: np.ndarray | None = None  # [N, 28, h, w] in [0, 1]
+    embeddings: np.ndarray | None = None  # [N, D], L2-normalised
+    ids: list[str] = field(default_factory=list)
+
+    def label_indices(self, i: int) -> tuple[int, ...]:
+        return tuple(int(c) for c in np.flatnonzero(self.labels[i]))
+
+    def label_names(self, i: int) -> list[str]:
+        return [CLASS_NAMES[c] for c in self.label_indices(i)]
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))
+
+
+def apply_thresholds(probs: np.ndarray, thresholds, min_one_label: bool) -> np.ndarray:
+    """Labels ``probs >= thresholds``; with ``min_one_label`` the top class is always on."""
+    labels = probs >= np.asarray(thresholds, dtype=probs.dtype)
+    if min_one_label and len(probs):
+        labels[np.arange(len(probs)), probs.argmax(axis=1)] = True
+    return labels
+
+
+def _resize_maps(maps: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    if maps.shape[-2:] == tuple(shape):
+        return maps
+    from skimage.transform import resize
+
+    return resize(maps, (*maps.shape[:-2], *shape), order=1, preserve_range=True).astype(np.float32)
+
+
+class Ensemble:
+    """Members plus the rules that combine them."""
+
+    def __init__(self, spec: EnsembleSpec, members: list[Member]):
+        self.spec = spec
+        self.members = members
+        if spec.thresholds is not None:
+            thresholds = spec.thresholds
+        elif len(members) == 1 and members[0].info.thresholds is not None:
+            thresholds = members[0].info.thresholds
+        else:
+            thresholds = (DEFAULT_THRESHOLD,) * NUM_CLASSES
+        self.thresholds = np.asarray(thresholds, dtype=np.float32)
+        self.embedding_member = self._pick_embedding_member()
+
+    @classmethod
+    def load(
+        cls, path: str | Path, request: ProviderRequest = ProviderRequest()
+    ) -> Ensemble:
+        """From an ``ensemble.json`` manifest (or a folder holding one), or one ONNX file."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / "ensemble.json"
+        if path.suffix.lower() == ".onnx":
+            spec = EnsembleSpec([MemberSpec(path.stem, path)], name=path.stem)
+        else:
+            spec = read_manifest(path)
+        return cls(spec, [load_member(m, request) for m in spec.members])
+
+    def _pick_embedding_member(self) -> Member | None:
+        if self.spec.embedding_member is not None:
+            member = next(m for m in self.members if m.name == self.spec.embedding_member)
+            if not member.info.has_embedding:
+                raise EnsembleError(
+                    f"'embedding_member' {member.name!r} has no 'embedding' output", self.spec.path
+                )
+            return member
+        return next((m for m in self.members if m.info.has_embedding), None)
+
+    # ------------------------------------------------------------------ facts
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def has_attention(self) -> bool:
+        return any(m.info.has_attention for m in self.members)
+
+    @property
+    def providers(self) -> dict[str, list[str]]:
+        """Member name -> the providers its session actually uses."""
+        return {m.name: m.providers for m in self.members}
+
+    @property
+    def provider_notes(self) -> list[str]:
+        return sorted({m.provider_note for m in self.members if m.provider_note})
+
+    # ------------------------------------------------------------------ predict
+
+    def predict(
+        self,
+        images: Sequence[np.ndarray],
+        *,
+        tta: str | None = None,
+        ids: Sequence[str] | None = None,
+        need_attention: bool = True,
+        need_embeddings: bool = True,
+    ) -> Prediction:
+        """Predict for ``(4, H, W)`` image sets of any size and dtype (all of one shape)."""
+        tta = tta or self.spec.tta
+        if tta not in tta_mod.TTA_MODES:
+            raise ValueError(f"unknown TTA {tta!r}; choose one of {', '.join(tta_mod.TTA_MODES)}")
+        transforms = tta_mod.TTA_MODES[tta]
+        n = len(images)
+        inputs: dict[int, np.ndarray] = {}
+        member_probs: dict[str, np.ndarray] = {}
+        maps, map_weights = [], []
+        embeddings = None
+        for member in self.members:
+            size = member.info.input_size
+            if size not in inputs:
+                inputs[size] = np.stack([to_model_input(np.asarray(im), size) for im in images])
+            want_att = need_attention and member.info.has_attention
+            want_emb = need_embeddings and member is self.embedding_member
+            probs_t, att_t, emb_t = [], [], []
+            for t in transforms:
+                out = member.run(np.ascontiguousarray(tta_mod.apply(inputs[size], t)))
+                probs_t.append(sigmoid(out["logits"].astype(np.float32)))
+                if want_att:
+                    att_t.append(tta_mod.invert(out["attention"], t))
+                if want_emb:
+                    emb_t.append(out["embedding"])
+            member_probs[member.name] = tta_mod.combine(np.stack(probs_t), self.spec.combine)
+            if want_att:
+                maps.append(tta_mod.combine(np.stack(att_t), self.spec.combine))
+                map_weights.append(member.spec.weight)
+            if want_emb:
+                e = np.mean(emb_t, axis=0)
+                embeddings = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+        weights = np.array([m.spec.weight for m in self.members], dtype=np.float32)
+        probs = np.tensordot(weights / weights.sum(), np.stack(list(member_probs.values())), axes=1)
+        attention = None
+        if maps:
+            grid = maps[0].shape[-2:]
+            stack = np.stack([_resize_maps(m, grid) for m in maps])
+            w = np.asarray(map_weights, dtype=np.float32)
+            attention = np.tensordot(w / w.sum(), stack, axes=1).astype(np.float32)
+        return Prediction(
+            probs=probs.astype(np.float32),
+            member_probs=member_probs,
+            thresholds=self.thresholds,
+            labels=apply_thresholds(probs, self.thresholds, self.spec.min_one_label),
+            attention=attention,
+            embeddings=embeddings,
+            ids=list(ids) if ids is not None else [str(i) for i in range(n)],
+        )
+
+
+def attention_layer_geometry(image_shape: tuple[int, int], grid: tuple[int, int]):
+    """``(scale, translate)`` that lay an ``h x w`` attention grid over an ``H x W`` image.
+
+    napari puts pixel centres at integer coordinates, so image pixel ``0``
+    spans ``[-0.5, 0.5)``; grid cell ``0`` spans the first ``H/h`` pixels and
+    its centre sits at ``(H/h - 1) / 2``.
+    """
+    scale = tuple(s / g for s, g in zip(image_shape, grid))
+    translate = tuple((f - 1) / 2 for f in scale)
+    return scale, translate
+

@@ -1,0 +1,156 @@
+"""onnxruntime execution providers: choose, start, fall back, and report what runs.
+
+``auto`` tries CUDA and falls back to the CPU; ``cuda`` and ``tensorrt`` insist
+(a provider that fails to start raises :class:`ProviderError` instead of
+running silently on the CPU); ``cpu`` is the CPU alone.  What is reported is
+always ``session.get_providers()``: the providers actually in use, never the
+ones merely compiled in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from dataclasses import dataclass
+
+from ..errors import HPAError
+
+PROVIDER_CHOICES = ("auto", "cuda", "tensorrt", "cpu")
+_SHORT = {
+    "CPUExecutionProvider": "cpu",
+    "CUDAExecutionProvider": "cuda",
+    "TensorrtExecutionProvider": "tensorrt",
+}
+
+
+class ProviderError(HPAError):
+    """The execution provider asked for could not be started."""
+
+
+@dataclass(frozen=True)
+class ProviderRequest:
+    provider: str = "auto"
+    device_id: int = 0
+    threads: int = 0  # 0: onnxruntime's default (all cores)
+
+    def __post_init__(self):
+        if self.provider not in PROVIDER_CHOICES:
+            raise ProviderError(
+                f"unknown provider {self.provider!r}; choose one of {', '.join(PROVIDER_CHOICES)}"
+            )
+
+
+def short_name(provider: str) -> str:
+    return _SHORT.get(provider, provider)
+
+
+def available_providers() -> list[str]:
+    """Providers compiled into this onnxruntime (not necessarily working)."""
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+@functools.cache
+def _preload_gpu_libraries() -> None:
+    """Load CUDA/cuDNN from the nvidia-* wheels or torch, when present (onnxruntime >= 1.21)."""
+    import onnxruntime as ort
+
+    if hasattr(ort, "preload_dlls"):
+        with contextlib.suppress(Exception), _quiet_fd(2):
+            ort.preload_dlls()
+
+
+def _wanted(request: ProviderRequest) -> list:
+    opts = {"device_id": request.device_id}
+    if request.provider == "cpu":
+        return ["CPUExecutionProvider"]
+    if request.provider == "tensorrt":
+        return [
+            ("TensorrtExecutionProvider", opts),
+            ("CUDAExecutionProvider", opts),
+            "CPUExecutionProvider",
+        ]
+    return [("CUDAExecutionProvider", opts), "CPUExecutionProvider"]
+
+
+def create_session(model, request: ProviderRequest = ProviderRequest()):
+    """An ``InferenceSession`` for ``model`` (path or bytes) under ``request``.
+
+    Returns ``(session, note)`` where ``note`` says why a GPU provider is not in
+    use (``None`` when everything asked for runs).
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if request.threads:
+        options.intra_op_num_threads = request.threads
+    model_arg = os.fspath(model) if isinstance(model, os.PathLike) else model
+
+    wanted = _wanted(request)
+    compiled = set(available_providers())
+    gpu = [p if isinstance(p, str) else p[0] for p in wanted if p != "CPUExecutionProvider"]
+    missing = [p for p in gpu if p not in compiled]
+    note = None
+    if request.provider in ("cuda", "tensorrt") and missing:
+        raise ProviderError(
+            f"{short_name(missing[0])} was asked for, but this onnxruntime has no "
+            f"{missing[0]} (it has {', '.join(sorted(compiled))}); install onnxruntime-gpu, "
+            "or use --provider auto or cpu"
+        )
+    wanted = [p for p in wanted if (p if isinstance(p, str) else p[0]) in compiled]
+    if gpu and not missing:
+        _preload_gpu_libraries()
+    elif gpu and request.provider == "auto":
+        note = f"{', '.join(short_name(p) for p in missing)} not in this onnxruntime build"
+
+    failure = ""
+    try:
+        with _ort_quiet(), _quiet_fd(2):  # onnxruntime prints the CUDA failure itself
+            session = ort.InferenceSession(model_arg, sess_options=options, providers=wanted)
+    except Exception as exc:  # a provider that throws while starting
+        if wanted == ["CPUExecutionProvider"]:
+            raise
+        failure = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        session = ort.InferenceSession(
+            model_arg, sess_options=options, providers=["CPUExecutionProvider"]
+        )
+    used = session.get_providers()
+    not_started = [p for p in gpu if p in compiled and p not in used]
+    if not_started:
+        why = failure or "it failed to start (no GPU, or CUDA/cuDNN libraries not found)"
+        msg = f"{', '.join(short_name(p) for p in not_started)} provider not in use: {why}"
+        if request.provider in ("cuda", "tensorrt"):
+            raise ProviderError(msg + "; use --provider auto to fall back to the CPU")
+        note = msg + "; running on the CPU"
+    return session, note
+
+
+@contextlib.contextmanager
+def _ort_quiet():
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(4)
+    try:
+        yield
+    finally:
+        ort.set_default_logger_severity(2)
+
+
+@contextlib.contextmanager
+def _quiet_fd(fd: int):
+    """Silence a C-level file descriptor (onnxruntime's provider bridge logs to stderr)."""
+    try:
+        saved = os.dup(fd)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), fd)
+            yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
