@@ -13,17 +13,21 @@ from pathlib import Path
 
 from . import __version__
 from .errors import HPAError
+from .review.cli import add_labels_parser
 
 
 def _progress_bar(total: int, unit: str):
     """A tqdm bar on stderr (rate and ETA); call the returned function with (done, total)."""
     from tqdm import tqdm
 
-    bar = tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(total=total or None, unit=unit, file=sys.stderr, dynamic_ncols=True)
 
-    def update(done: int, _total: int) -> None:
+    def update(done: int, total_now: int) -> None:
+        if bar.total != total_now:
+            bar.total = total_now
+            bar.refresh()
         bar.update(done - bar.n)
-        if done >= total:
+        if done >= total_now:
             bar.close()
 
     return update
@@ -69,6 +73,97 @@ def cmd_view(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_ensemble(args: argparse.Namespace):
+    from .engine import Ensemble, ProviderRequest
+    from .bundled import resolve_models
+
+    models = resolve_models(args.models)
+    ensemble = Ensemble.load(models, ProviderRequest(args.provider, args.device_id))
+    for note in ensemble.provider_notes:
+        print(f"napari-hpa: {note}", file=sys.stderr)
+    return models, ensemble
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .engine.batch import (
+        PredictOutputs,
+        collect_sources,
+        dask_client,
+        predict_sources,
+        predict_sources_dask,
+    )
+
+    outputs = PredictOutputs(
+        submission=args.out,
+        probs=args.probs,
+        attention_dir=args.attention,
+        embeddings=args.embeddings,
+        errors=args.errors,
+    )
+    sources, problems = collect_sources(args.inputs)
+    if not sources and problems:
+        for _, _, message in problems:
+            print(f"napari-hpa predict: error: {message}", file=sys.stderr)
+        return 2
+
+    def on_error(set_id: str, path: str, message: str) -> None:
+        print(f"napari-hpa predict: skipped: {message}", file=sys.stderr)
+
+    models, ensemble = _load_ensemble(args)
+    used = sorted({p for ps in ensemble.providers.values() for p in ps})
+    print(
+        f"ensemble {ensemble.name!r} ({len(ensemble.members)} members, TTA "
+        f"{args.tta or ensemble.spec.tta}) on {', '.join(used)}; {len(sources)} image sets",
+        file=sys.stderr,
+    )
+    progress = None if args.quiet else _progress_bar(0, "img")
+    common = dict(
+        tta=args.tta,
+        batch_size=args.batch_size,
+        resume=args.resume,
+        problems=problems,
+        on_error=on_error,
+        progress=progress,
+    )
+    if args.dask:
+        with dask_client(args.dask) as client:
+            summary = predict_sources_dask(
+                client, models, sources, outputs,
+                provider=args.provider, device_id=args.device_id, **common,
+            )
+    else:
+        summary = predict_sources(ensemble, sources, outputs, workers=args.workers, **common)
+    print(summary, file=sys.stderr)
+    print(f"wrote {args.out}" + (f" and {args.probs}" if args.probs else ""))
+    return 1 if summary.failed else 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .info import collect_info, format_info
+
+    info = collect_info(args.models, args.device_id)
+    print(json.dumps(info, indent=2) if args.json else format_info(info))
+    return 0
+
+
+def _provider_options(p: argparse.ArgumentParser) -> None:
+    from .engine.providers import PROVIDER_CHOICES
+
+    p.add_argument(
+        "--models",
+        type=Path,
+        help="ensemble.json, a folder holding one, or a single .onnx model "
+        "(default: the bundled default ensemble)",
+    )
+    p.add_argument(
+        "--provider",
+        choices=PROVIDER_CHOICES,
+        default="auto",
+        help="onnxruntime execution provider; auto tries CUDA and falls back to the CPU",
+    )
+    p.add_argument("--device-id", type=int, default=0, help="GPU number (default 0)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="napari-hpa",
@@ -110,6 +205,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser(
+        "predict",
+        help="predict the 28 classes for image sets, files or folders",
+        description="Run the ensemble over image sets and write a Kaggle submission CSV "
+        "(Id,Predicted; ids sorted). Unreadable sets are reported and skipped; the exit status "
+        "is 1 if any failed.",
+    )
+    p.add_argument("inputs", type=Path, nargs="+", metavar="INPUT", help="files, sets or folders")
+    p.add_argument("--out", type=Path, required=True, help="submission CSV (Id,Predicted)")
+    p.add_argument("--probs", type=Path, help="probabilities CSV: Id + one column per class")
+    p.add_argument("--attention", type=Path, metavar="DIR", help="attention maps, DIR/{id}.npz")
+    p.add_argument("--embeddings", type=Path, metavar="FILE", help="embeddings (.npz: ids, embeddings)")
+    p.add_argument("--errors", type=Path, metavar="FILE", help="CSV of the sets that failed")
+    p.add_argument("--tta", choices=["none", "flip", "d4"], help="override the manifest's TTA")
+    p.add_argument("--batch-size", type=int, default=8, help="sets per batch (default 8)")
+    p.add_argument("--workers", type=int, default=2, help="decoding threads (default 2)")
+    p.add_argument("--resume", action="store_true", help="skip ids already in the outputs")
+    p.add_argument(
+        "--dask", metavar="ADDRESS", help="run on a Dask cluster (scheduler address, or local:N)"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _provider_options(p)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser(
+        "info",
+        help="versions, execution providers that work, and the default ensemble",
+    )
+    p.add_argument("--models", type=Path, help="ensemble to describe (default: the bundled one)")
+    p.add_argument("--device-id", type=int, default=0, help="GPU number to test (default 0)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser(
         "demo",
         help="open napari with the synthetic sample field of view",
         description="Open napari with the bundled synthetic sample as four channel layers.",
@@ -123,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("paths", type=Path, nargs="+", metavar="PATH")
     _viewer_options(p)
+    add_labels_parser(sub)
     return parser
 
 

@@ -315,6 +315,18 @@ class Ensemble:
 
     # ------------------------------------------------------------------ predict
 
+    @property
+    def input_sizes(self) -> list[int]:
+        return sorted({m.info.input_size for m in self.members})
+
+    def prepare(self, image: np.ndarray) -> dict[int, np.ndarray]:
+        """One image set as float32 ``(4, S, S)`` model input for each member input size.
+
+        Separate from :meth:`predict_prepared` so decoding threads can do it
+        while onnxruntime runs the previous batch.
+        """
+        return {size: to_model_input(np.asarray(image), size) for size in self.input_sizes}
+
     def predict(
         self,
         images: Sequence[np.ndarray],
@@ -324,20 +336,36 @@ class Ensemble:
         need_attention: bool = True,
         need_embeddings: bool = True,
     ) -> Prediction:
-        """Predict for ``(4, H, W)`` image sets of any size and dtype (all of one shape)."""
+        """Predict for ``(4, H, W)`` image sets of any size and dtype."""
+        return self.predict_prepared(
+            [self.prepare(im) for im in images],
+            tta=tta,
+            ids=ids,
+            need_attention=need_attention,
+            need_embeddings=need_embeddings,
+        )
+
+    def predict_prepared(
+        self,
+        prepared: Sequence[dict[int, np.ndarray]],
+        *,
+        tta: str | None = None,
+        ids: Sequence[str] | None = None,
+        need_attention: bool = True,
+        need_embeddings: bool = True,
+    ) -> Prediction:
+        """Predict for the output of :meth:`prepare`, one dict per image set."""
         tta = tta or self.spec.tta
         if tta not in tta_mod.TTA_MODES:
             raise ValueError(f"unknown TTA {tta!r}; choose one of {', '.join(tta_mod.TTA_MODES)}")
         transforms = tta_mod.TTA_MODES[tta]
-        n = len(images)
-        inputs: dict[int, np.ndarray] = {}
+        n = len(prepared)
+        inputs = {size: np.stack([p[size] for p in prepared]) for size in self.input_sizes}
         member_probs: dict[str, np.ndarray] = {}
         maps, map_weights = [], []
         embeddings = None
         for member in self.members:
             size = member.info.input_size
-            if size not in inputs:
-                inputs[size] = np.stack([to_model_input(np.asarray(im), size) for im in images])
             want_att = need_attention and member.info.has_attention
             want_emb = need_embeddings and member is self.embedding_member
             probs_t, att_t, emb_t = [], [], []

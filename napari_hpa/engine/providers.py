@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import os
 from dataclasses import dataclass
 
@@ -107,9 +108,13 @@ def create_session(model, request: ProviderRequest = ProviderRequest()):
         note = f"{', '.join(short_name(p) for p in missing)} not in this onnxruntime build"
 
     failure = ""
+    printed = io.StringIO()
     try:
-        with _ort_quiet(), _quiet_fd(2):  # onnxruntime prints the CUDA failure itself
+        # onnxruntime reports a provider failure itself: in C++ on stderr, and with
+        # print() ("EP Error ... Falling back to CPU") on stdout; keep both for the note
+        with _ort_quiet(), _quiet_fd(2), contextlib.redirect_stdout(printed):
             session = ort.InferenceSession(model_arg, sess_options=options, providers=wanted)
+        failure = _ep_error(printed.getvalue())
     except Exception as exc:  # a provider that throws while starting
         if wanted == ["CPUExecutionProvider"]:
             raise
@@ -126,6 +131,15 @@ def create_session(model, request: ProviderRequest = ProviderRequest()):
             raise ProviderError(msg + "; use --provider auto to fall back to the CPU")
         note = msg + "; running on the CPU"
     return session, note
+
+
+def _ep_error(text: str) -> str:
+    """The gist of onnxruntime's printed 'EP Error' message, if any."""
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("EP Error"):
+            return line[len("EP Error") :].strip()[:300]
+    return ""
 
 
 @contextlib.contextmanager

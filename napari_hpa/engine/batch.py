@@ -1,0 +1,495 @@
+"""Batch prediction over files, image sets and folders of any size.
+
+Decoding runs in a pool of threads that read and prepare the next sets while
+onnxruntime works on the current batch; at most a bounded window of sets is in
+memory, however many there are.  Results stream to ``*.partial`` files beside
+the outputs and are merged, sorted by id, into the final files atomically at
+the end, so an interrupted run leaves the previous outputs intact and
+``resume`` picks up where it stopped.  A set that cannot be read is reported,
+counted and listed in the errors file; the run goes on.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..classes import CLASS_NAMES
+from ..errors import HPAError
+from ..imageset import SetSource, find_sets, read_set, source_for_file
+from ..labels import atomic_write_text, format_target, parse_target
+from .ensemble import Ensemble, Prediction
+
+ErrorCallback = Callable[[str, str, str], None]  # id, path, message
+ProgressCallback = Callable[[int, int], None]  # done, total
+
+
+@dataclass
+class PredictOutputs:
+    """Where predictions go; every path but ``submission`` is optional."""
+
+    submission: Path
+    probs: Path | None = None
+    attention_dir: Path | None = None
+    embeddings: Path | None = None
+    errors: Path | None = None
+
+
+@dataclass
+class PredictSummary:
+    total: int = 0  # sets found
+    skipped: int = 0  # already in the outputs (resume)
+    predicted: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    wait_seconds: float = 0.0  # inference loop waiting for decoded sets
+    errors: list[tuple[str, str, str]] = field(default_factory=list)
+
+    @property
+    def images_per_second(self) -> float:
+        return self.predicted / self.seconds if self.seconds else 0.0
+
+    @property
+    def wait_fraction(self) -> float:
+        return self.wait_seconds / self.seconds if self.seconds else 0.0
+
+    def __str__(self) -> str:
+        return (
+            f"{self.predicted} predicted, {self.skipped} skipped (already done), "
+            f"{self.failed} failed, of {self.total} image sets in {self.seconds:.1f} s "
+            f"({self.images_per_second:.2f} images/s; waiting for data "
+            f"{100 * self.wait_fraction:.1f}% of the time)"
+        )
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def collect_sources(inputs: Iterable[str | Path]) -> tuple[list[SetSource], list[tuple[str, str, str]]]:
+    """The image sets named by files, sets and folders, sorted by id, and the problems found.
+
+    A folder contributes every set in it; a file the set it belongs to.  Two
+    different sources with one id are a problem (reported for that id), not a
+    silent choice.
+    """
+    by_id: dict[str, SetSource] = {}
+    problems: list[tuple[str, str, str]] = []
+    for item in inputs:
+        path = Path(item)
+        try:
+            if path.is_dir():
+                found = find_sets(path)
+            elif path.exists():
+                found = [source_for_file(path)]
+            else:
+                raise HPAError(f"{path}: no such file or folder")
+        except HPAError as exc:
+            problems.append(("", str(path), str(exc)))
+            continue
+        for source in found:
+            seen = by_id.get(source.id)
+            if seen is None:
+                by_id[source.id] = source
+            elif set(seen.paths) != set(source.paths):
+                problems.append(
+                    (
+                        source.id,
+                        str(source.paths[0]) if source.paths else str(path),
+                        f"image set {source.id!r} is found twice: in "
+                        f"{seen.paths[0].parent if seen.paths else '?'} and "
+                        f"{source.paths[0].parent if source.paths else path}",
+                    )
+                )
+    return [by_id[i] for i in sorted(by_id)], problems
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def _partial(path: Path) -> Path:
+    return path.with_name(path.name + ".partial")
+
+
+def _read_rows(path: Path) -> dict[str, list[str]]:
+    """Rows of a CSV we wrote (header skipped), keyed by id; a torn last line is dropped."""
+    rows: dict[str, list[str]] = {}
+    if not path.is_file():
+        return rows
+    text = path.read_text()
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]  # an interrupted write
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    for row in reader:
+        if header and len(row) == len(header) and row[0]:
+            rows[row[0]] = row
+    return rows
+
+
+class ResultSink:
+    """Streams predictions to partial files; merges them into the outputs at the end."""
+
+    PROB_HEADER = ["Id", *CLASS_NAMES]
+
+    def __init__(self, outputs: PredictOutputs, resume: bool):
+        self.outputs = outputs
+        self.previous_sub: dict[str, list[str]] = {}
+        self.previous_probs: dict[str, list[str]] = {}
+        self.previous_emb: dict[str, np.ndarray] = {}
+        partials = [outputs.submission, outputs.probs]
+        if resume:
+            for final in (outputs.submission, outputs.probs):
+                if final is None:
+                    continue
+                rows = _read_rows(final)
+                rows.update(_read_rows(_partial(final)))
+                if final is outputs.submission:
+                    self.previous_sub = rows
+                else:
+                    self.previous_probs = rows
+            if outputs.embeddings is not None:
+                self.previous_emb = _read_embeddings(outputs.embeddings)
+                self.previous_emb.update(_read_embedding_partial(outputs.embeddings))
+        self.done = set(self.previous_sub)
+        if outputs.probs is not None:
+            self.done &= set(self.previous_probs)
+        if outputs.embeddings is not None:
+            self.done &= set(self.previous_emb)
+        for final in partials:
+            if final is not None:
+                final.parent.mkdir(parents=True, exist_ok=True)
+        self._sub = self._open_partial(outputs.submission, ["Id", "Predicted"])
+        self._probs = (
+            self._open_partial(outputs.probs, self.PROB_HEADER) if outputs.probs else None
+        )
+        self._emb_ids = self._emb_vec = None
+        if outputs.embeddings is not None:
+            outputs.embeddings.parent.mkdir(parents=True, exist_ok=True)
+            self._emb_ids = open(_partial(outputs.embeddings).with_suffix(".ids"), "w")
+            self._emb_vec = open(_partial(outputs.embeddings).with_suffix(".f32"), "wb")
+        if outputs.attention_dir is not None:
+            outputs.attention_dir.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def _open_partial(path: Path, header: list[str]):
+        fh = open(_partial(path), "w", newline="")
+        csv.writer(fh, lineterminator="\n").writerow(header)
+        return fh
+
+    def write(self, pred: Prediction) -> None:
+        sub = csv.writer(self._sub, lineterminator="\n")
+        for i, image_id in enumerate(pred.ids):
+            sub.writerow([image_id, format_target(pred.label_indices(i))])
+            if self._probs is not None:
+                csv.writer(self._probs, lineterminator="\n").writerow(
+                    [image_id, *(f"{p:.6f}" for p in pred.probs[i])]
+                )
+            if self.outputs.attention_dir is not None and pred.attention is not None:
+                _save_npz(
+                    self.outputs.attention_dir / f"{image_id}.npz",
+                    attention=pred.attention[i].astype(np.float16),
+                    classes=np.array(CLASS_NAMES),
+                )
+        if self._emb_vec is not None and pred.embeddings is not None:
+            self._emb_ids.write("".join(f"{i}\n" for i in pred.ids))
+            self._emb_vec.write(np.ascontiguousarray(pred.embeddings, dtype=np.float32).tobytes())
+        for fh in (self._sub, self._probs, self._emb_ids, self._emb_vec):
+            if fh is not None:
+                fh.flush()
+
+    def finish(self, errors: Sequence[tuple[str, str, str]]) -> None:
+        """Merge previous and new rows, sorted by id, into the final files (atomically)."""
+        self.close()
+        outs = self.outputs
+        self._merge_csv(outs.submission, ["Id", "Predicted"], self.previous_sub)
+        if outs.probs is not None:
+            self._merge_csv(outs.probs, self.PROB_HEADER, self.previous_probs)
+        if outs.embeddings is not None:
+            emb = dict(self.previous_emb)
+            emb.update(_read_embedding_partial(outs.embeddings))
+            ids = sorted(emb)
+            dim = len(next(iter(emb.values()))) if emb else 0
+            array = np.stack([emb[i] for i in ids]) if ids else np.zeros((0, dim), np.float32)
+            _save_npz(outs.embeddings, ids=np.array(ids), embeddings=array.astype(np.float32))
+            for suffix in (".ids", ".f32"):
+                _partial(outs.embeddings).with_suffix(suffix).unlink(missing_ok=True)
+        if outs.errors is not None:
+            buf = io.StringIO()
+            w = csv.writer(buf, lineterminator="\n")
+            w.writerow(["Id", "Path", "Error"])
+            w.writerows(errors)
+            atomic_write_text(outs.errors, buf.getvalue())
+
+    def _merge_csv(self, path: Path, header: list[str], previous: dict[str, list[str]]):
+        rows = dict(previous)
+        rows.update(_read_rows(_partial(path)))
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(header)
+        for image_id in sorted(rows):
+            w.writerow(rows[image_id])
+        atomic_write_text(path, buf.getvalue())
+        _partial(path).unlink(missing_ok=True)
+
+    def close(self) -> None:
+        for fh in (self._sub, self._probs, self._emb_ids, self._emb_vec):
+            if fh is not None and not fh.closed:
+                fh.close()
+
+
+def _save_npz(path: Path, **arrays) -> None:
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def _read_embeddings(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        return {}
+    with np.load(path) as z:
+        return dict(zip((str(i) for i in z["ids"]), z["embeddings"]))
+
+
+def _read_embedding_partial(path: Path) -> dict[str, np.ndarray]:
+    ids_path = _partial(path).with_suffix(".ids")
+    vec_path = _partial(path).with_suffix(".f32")
+    if not ids_path.is_file() or not vec_path.is_file():
+        return {}
+    ids = ids_path.read_text().splitlines()
+    raw = np.fromfile(vec_path, dtype=np.float32)
+    if not ids or raw.size == 0:
+        return {}
+    dim = raw.size // len(ids) if raw.size % len(ids) == 0 else 0
+    if dim == 0:  # torn write: keep what is whole
+        return {}
+    return dict(zip(ids, raw.reshape(len(ids), dim)))
+
+
+def read_submission(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """``Id,Predicted`` rows as {id: labels} (for tests and scripts)."""
+    return {row[0]: parse_target(row[1]) for row in _read_rows(Path(path)).values()}
+
+
+# --------------------------------------------------------------------------- local run
+
+
+def predict_sources(
+    ensemble: Ensemble,
+    sources: Sequence[SetSource],
+    outputs: PredictOutputs,
+    *,
+    tta: str | None = None,
+    batch_size: int = 8,
+    workers: int = 2,
+    resume: bool = False,
+    problems: Sequence[tuple[str, str, str]] = (),
+    on_error: ErrorCallback | None = None,
+    progress: ProgressCallback | None = None,
+) -> PredictSummary:
+    """Predict every source into ``outputs`` on this machine."""
+    if batch_size < 1 or workers < 1:
+        raise ValueError("--batch-size and --workers must be at least 1")
+    sink = ResultSink(outputs, resume)
+    todo = [s for s in sources if s.id not in sink.done]
+    summary = PredictSummary(total=len(sources), skipped=len(sources) - len(todo))
+    errors = list(problems)
+    for e in problems:
+        if on_error:
+            on_error(*e)
+    need_att = outputs.attention_dir is not None
+    need_emb = outputs.embeddings is not None
+    start = time.perf_counter()
+
+    def decode(source: SetSource):
+        return ensemble.prepare(read_set(source).data)
+
+    window = max(2 * batch_size, batch_size + 2 * workers)
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hpa-decode") as pool:
+            pending: list[tuple[SetSource, Future]] = []
+            it = iter(todo)
+
+            def refill():
+                while len(pending) < window:
+                    source = next(it, None)
+                    if source is None:
+                        return
+                    pending.append((source, pool.submit(decode, source)))
+
+            refill()
+            done = 0
+            while pending:
+                batch_ids, batch = [], []
+                while pending and len(batch) < batch_size:
+                    source, fut = pending.pop(0)
+                    t0 = time.perf_counter()
+                    try:
+                        prepared = fut.result()
+                    except HPAError as exc:
+                        err = (source.id, str(source.paths[0]) if source.paths else "", str(exc))
+                        errors.append(err)
+                        if on_error:
+                            on_error(*err)
+                        prepared = None
+                    finally:
+                        summary.wait_seconds += time.perf_counter() - t0
+                    refill()
+                    if prepared is not None:
+                        batch_ids.append(source.id)
+                        batch.append(prepared)
+                    done += 1
+                if batch:
+                    pred = ensemble.predict_prepared(
+                        batch, tta=tta, ids=batch_ids, need_attention=need_att,
+                        need_embeddings=need_emb,
+                    )
+                    sink.write(pred)
+                    summary.predicted += len(batch)
+                if progress:
+                    progress(done, len(todo))
+    except BaseException:
+        sink.close()  # partial files stay for --resume; the final outputs are untouched
+        raise
+    summary.seconds = time.perf_counter() - start
+    summary.errors = errors
+    summary.failed = len(errors)
+    sink.finish(errors)
+    return summary
+
+
+# --------------------------------------------------------------------------- Dask
+
+
+_WORKER_ENSEMBLES: dict[tuple, Ensemble] = {}
+
+
+def _worker_ensemble(models: str, provider: str, device_id: int) -> Ensemble:
+    """The ensemble of this worker process, loaded once and kept."""
+    from .providers import ProviderRequest
+
+    key = (models, provider, device_id)
+    if key not in _WORKER_ENSEMBLES:
+        _WORKER_ENSEMBLES[key] = Ensemble.load(models, ProviderRequest(provider, device_id))
+    return _WORKER_ENSEMBLES[key]
+
+
+def _dask_chunk(models, provider, device_id, sources, tta, batch_size, need_att, need_emb):
+    """Run on a Dask worker: predict a chunk of sets; return results and errors."""
+    ensemble = _worker_ensemble(models, provider, device_id)
+    preds, errors = [], []
+    for start in range(0, len(sources), batch_size):
+        ids, batch = [], []
+        for source in sources[start : start + batch_size]:
+            try:
+                batch.append(ensemble.prepare(read_set(source).data))
+                ids.append(source.id)
+            except HPAError as exc:
+                errors.append((source.id, str(source.paths[0]) if source.paths else "", str(exc)))
+        if batch:
+            pred = ensemble.predict_prepared(
+                batch, tta=tta, ids=ids, need_attention=need_att, need_embeddings=need_emb
+            )
+            pred.member_probs = {}  # not written; keep the transfer small
+            preds.append(pred)
+    return preds, errors, len(sources)
+
+
+def dask_client(address: str):
+    """A ``distributed.Client`` for ``ADDRESS`` or ``local:N`` (a local cluster of N processes)."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise HPAError(
+            "--dask needs dask.distributed: pip install 'napari-hpa[dask]'"
+        ) from None
+    if address.startswith("local:"):
+        try:
+            n = int(address.split(":", 1)[1])
+        except ValueError:
+            raise HPAError(f"--dask {address!r}: expected local:N with N workers") from None
+        cluster = LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        return Client(cluster)
+    return Client(address)
+
+
+def predict_sources_dask(
+    client,
+    models: str | Path,
+    sources: Sequence[SetSource],
+    outputs: PredictOutputs,
+    *,
+    provider: str = "auto",
+    device_id: int = 0,
+    tta: str | None = None,
+    batch_size: int = 8,
+    resume: bool = False,
+    problems: Sequence[tuple[str, str, str]] = (),
+    on_error: ErrorCallback | None = None,
+    progress: ProgressCallback | None = None,
+) -> PredictSummary:
+    """Predict every source on a Dask cluster; each worker loads the ensemble once.
+
+    The files must be reachable from the workers under the same paths.  At most
+    two chunks per worker are in flight, so memory stays bounded.
+    """
+    from distributed import as_completed
+
+    sink = ResultSink(outputs, resume)
+    todo = [s for s in sources if s.id not in sink.done]
+    summary = PredictSummary(total=len(sources), skipped=len(sources) - len(todo))
+    errors = list(problems)
+    for e in problems:
+        if on_error:
+            on_error(*e)
+    need_att = outputs.attention_dir is not None
+    need_emb = outputs.embeddings is not None
+    chunk = max(batch_size, 1) * 2
+    chunks = [todo[i : i + chunk] for i in range(0, len(todo), chunk)]
+    n_workers = max(len(client.scheduler_info().get("workers", {})), 1)
+    models = str(Path(models).resolve())
+    start = time.perf_counter()
+
+    def submit(c):
+        return client.submit(
+            _dask_chunk, models, provider, device_id, c, tta, batch_size, need_att, need_emb,
+            pure=False,
+        )
+
+    try:
+        it = iter(chunks)
+        first = [submit(c) for _, c in zip(range(2 * n_workers), it)]
+        done = 0
+        queue = as_completed(first)
+        for fut in queue:
+            preds, errs, count = fut.result()
+            for pred in preds:
+                sink.write(pred)
+                summary.predicted += len(pred.ids)
+            for err in errs:
+                errors.append(err)
+                if on_error:
+                    on_error(*err)
+            done += count
+            if progress:
+                progress(done, len(todo))
+            nxt = next(it, None)
+            if nxt is not None:
+                queue.add(submit(nxt))
+    except BaseException:
+        sink.close()
+        raise
+    summary.seconds = time.perf_counter() - start
+    summary.errors = errors
+    summary.failed = len(errors)
+    sink.finish(errors)
+    return summary
