@@ -43,3 +43,17 @@ class LabelsCSVError(HPAError):
         self.line = line
         at = f"{path}" if line is None else f"{path}, line {line}"
         super().__init__(f"{at}: {problem}")
+
+
+class SessionError(HPAError):
+    """A label-review session file that cannot be used: names the file."""
+
+    def __init__(self, problem: str, *, path: str | Path | None = None):
+        self.problem = problem
+        self.path = None if path is None else Path(path)
+        super().__init__(f"{path}: {problem}" if path is not None else problem)
+
+
+class TrainingError(HPAError):
+    """Bad input to training, export, evaluation or ensemble building (data folder,
+    labels, architecture, checkpoint): raised before any long work starts."""

@@ -170,3 +170,167 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(dfd)
+
+
+# -- probabilities CSV ---------------------------------------------------------
+
+
+def _probability_column_index(name: str) -> int | None:
+    """Class index of a probabilities column: a class name, or its index ``0``..``27``."""
+    from .classes import CLASS_NAMES
+
+    name = name.strip()
+    if name in CLASS_NAMES:
+        return CLASS_NAMES.index(name)
+    if name.isdigit() and int(name) < NUM_CLASSES and str(int(name)) == name:
+        return int(name)
+    return None
+
+
+def read_probabilities(
+    path: str | Path, expected_ids: Iterable[str] | None = None
+) -> tuple[list[str], "np.ndarray"]:
+    """Read a probabilities CSV: ``Id`` + one column per class -> ``(ids, (N, 28) float64)``.
+
+    Class columns are named with the class names (``Nucleoplasm``, ...) or with
+    their indices ``0``..``27``, in any order; all 28 must be there, once.
+    Values must be numbers in [0, 1].  With ``expected_ids`` (e.g. the ids of a
+    labels CSV) an id not in it, or an expected id with no row, is an error too.
+    Rows come back in file order.  Every error is a :class:`LabelsCSVError`
+    naming the file, the line and the column.
+    """
+    import numpy as np
+
+    from .classes import CLASS_NAMES
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise LabelsCSVError("file not found", path=path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LabelsCSVError(f"cannot be read ({exc})", path=path) from None
+    if not text.strip():
+        raise LabelsCSVError(
+            "the file is empty (expected a header 'Id' + one column per class)", path=path
+        )
+    rows = csv.reader(io.StringIO(text, newline=""))
+    header = [h.strip() for h in next(rows)]
+    if "Id" not in header:
+        raise LabelsCSVError(
+            "the header has no 'Id' column (expected 'Id' + one column per class)",
+            path=path,
+            line=1,
+        )
+    i_id = header.index("Id")
+    col_class: list[int] = []  # class index of each column other than Id
+    seen: dict[int, str] = {}
+    for j, name in enumerate(header):
+        if j == i_id:
+            continue
+        k = _probability_column_index(name)
+        if k is None:
+            raise LabelsCSVError(
+                f"column {j + 1} {name!r} is neither a class name nor a class index 0-27",
+                path=path,
+                line=1,
+            )
+        if k in seen:
+            raise LabelsCSVError(
+                f"columns {seen[k]!r} and {name!r} are both class {k} ({CLASS_NAMES[k]})",
+                path=path,
+                line=1,
+            )
+        seen[k] = name
+        col_class.append(k)
+    missing = [k for k in range(NUM_CLASSES) if k not in seen]
+    if missing:
+        names = ", ".join(f"{k} ({CLASS_NAMES[k]})" for k in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise LabelsCSVError(f"no column for class {names}{more}", path=path, line=1)
+    data_cols = [j for j in range(len(header)) if j != i_id]
+    order = np.argsort(col_class)  # column position -> class order
+
+    expected = None if expected_ids is None else set(expected_ids)
+    ids: list[str] = []
+    seen_ids: set[str] = set()
+    values: list[list[str]] = []
+    lines: list[int] = []
+    for lineno, row in enumerate(rows, start=2):
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        if len(row) != len(header):
+            raise LabelsCSVError(
+                f"expected {len(header)} fields (Id + 28 classes), found {len(row)}",
+                path=path,
+                line=lineno,
+            )
+        image_id = row[i_id].strip()
+        if not image_id:
+            raise LabelsCSVError("the Id is empty", path=path, line=lineno)
+        if image_id in seen_ids:
+            raise LabelsCSVError(f"duplicate Id {image_id!r}", path=path, line=lineno)
+        if expected is not None and image_id not in expected:
+            raise LabelsCSVError(
+                f"Id {image_id!r} is not among the labelled ids", path=path, line=lineno
+            )
+        seen_ids.add(image_id)
+        ids.append(image_id)
+        values.append([row[j] for j in data_cols])
+        lines.append(lineno)
+    if expected is not None and len(seen_ids) != len(expected):
+        absent = [i for i in expected_ids if i not in seen_ids]  # type: ignore[union-attr]
+        shown = ", ".join(repr(i) for i in absent[:3])
+        more = f" and {len(absent) - 3} more" if len(absent) > 3 else ""
+        raise LabelsCSVError(f"no row for Id {shown}{more}", path=path)
+
+    try:
+        probs = np.array(values, dtype=np.float64).reshape(len(values), NUM_CLASSES)
+    except ValueError:
+        probs = None
+    bad = None
+    if probs is None:
+        for r, row in enumerate(values):
+            for c, v in enumerate(row):
+                try:
+                    float(v)
+                except ValueError:
+                    bad = (r, c, f"{v!r} is not a number")
+                    break
+            if bad:
+                break
+    else:
+        outside = ~((probs >= 0) & (probs <= 1))  # NaN counts as outside
+        if outside.any():
+            r, c = (int(x) for x in np.argwhere(outside)[0])
+            bad = (r, c, f"{values[r][c].strip()} is outside [0, 1]")
+    if bad is not None:
+        r, c, problem = bad
+        name = header[data_cols[c]]
+        raise LabelsCSVError(
+            f"Id {ids[r]!r}, column {name!r}: {problem}", path=path, line=lines[r]
+        )
+    return ids, np.ascontiguousarray(probs[:, order])
+
+
+def write_probabilities(
+    path: str | Path, ids: Iterable[str], probs, *, digits: int = 6
+) -> Path:
+    """Write ``Id`` + the 28 class-name columns, one row per id, atomically."""
+    import numpy as np
+
+    from .classes import CLASS_NAMES
+
+    ids = list(ids)
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.shape != (len(ids), NUM_CLASSES):
+        raise ValueError(
+            f"probabilities have shape {probs.shape}, expected ({len(ids)}, {NUM_CLASSES})"
+        )
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["Id", *CLASS_NAMES])
+    fmt = f"{{:.{digits}g}}"
+    for image_id, row in zip(ids, probs):
+        writer.writerow([image_id, *(fmt.format(v) for v in row)])
+    return atomic_write_text(path, buf.getvalue())

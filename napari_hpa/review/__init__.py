@@ -1,0 +1,12 @@
+"""Label review: the session store (:mod:`.store`) and the queue orders (:mod:`.ordering`).
+
+Core layer: no Qt, napari or torch.  ``cleanlab`` is imported only when a queue
+that needs it is built.
+"""
+
+from __future__ import annotations
+
+from .ordering import ORDERS
+from .store import SCHEMA_VERSION, Edit, Highlights, ImageRecord, ReviewSession
+
+__all__ = ["ORDERS", "SCHEMA_VERSION", "Edit", "Highlights", "ImageRecord", "ReviewSession"]

@@ -1,0 +1,268 @@
+"""``napari-hpa labels ...``: label-review sessions from the command line.
+
+A thin front over :class:`~napari_hpa.review.store.ReviewSession`; errors are
+raised as :class:`~napari_hpa.errors.HPAError` / ``ValueError`` / ``OSError``,
+which ``napari_hpa.cli.main`` turns into one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import time
+from pathlib import Path
+
+from ..classes import CLASS_NAMES
+from ..labels import atomic_write_text, format_target
+
+
+def _session(path: Path):
+    from .store import ReviewSession
+
+    return ReviewSession.open(path)
+
+
+def _names(target) -> str:
+    return ", ".join(f"{k} {CLASS_NAMES[k]}" for k in target) or "(none)"
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .store import ReviewSession
+
+    t0 = time.perf_counter()
+    s = ReviewSession.create(
+        args.session,
+        args.images,
+        args.labels,
+        args.probs,
+        thresholds=args.threshold,
+        overwrite=args.overwrite,
+    )
+    with s:
+        info = s.summary()
+    print(
+        f"imported {info['images']} images into {args.session} in "
+        f"{time.perf_counter() - t0:.2f} s ({info['images_found_at_import']} with image files"
+        f"{', with probabilities' if info['probabilities'] else ''})"
+    )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    with _session(args.session) as s:
+        res = s.export(args.out, changed_only=args.changed_only, audit=args.audit)
+    print(
+        f"wrote {res['written']} rows to {args.out} ({res['changed']} changed)"
+        + (f"; {res['audit_edits']} label edits to {args.audit}" if args.audit else "")
+    )
+    return 0
+
+
+def cmd_set(args: argparse.Namespace) -> int:
+    with _session(args.session) as s:
+        edit = s.set_labels(args.id, args.target, note=args.note, reviewer=args.reviewer)
+        if edit is None:
+            print(f"{args.id}: labels already {format_target(s.labels(args.id)) or '(none)'}")
+        else:
+            before, after = edit.before or "(none)", edit.after or "(none)"
+            print(f"{args.id}: {before} -> {after} (edit {edit.seq})")
+    return 0
+
+
+def _cmd_invert(args: argparse.Namespace, which: str) -> int:
+    with _session(args.session) as s:
+        edit = getattr(s, which)(reviewer=args.reviewer)
+    if edit is None:
+        print(f"nothing to {which}")
+    else:
+        print(
+            f"{which} edit {edit.undoes}: {edit.id} {edit.field} "
+            f"{edit.before or '(none)'} -> {edit.after or '(none)'}"
+        )
+    return 0
+
+
+def cmd_undo(args: argparse.Namespace) -> int:
+    return _cmd_invert(args, "undo")
+
+
+def cmd_redo(args: argparse.Namespace) -> int:
+    return _cmd_invert(args, "redo")
+
+
+def cmd_suspicious(args: argparse.Namespace) -> int:
+    with _session(args.session) as s:
+        ids = s.queue(args.order)
+        top = ids[: args.top]
+        scores = s.scores()
+        rows = []
+        for rank, image_id in enumerate(top, start=1):
+            rec = s.record(image_id)
+            hl = s.highlights(image_id)
+            score = scores[rec.index] if scores is not None else float("nan")
+            rows.append(
+                [
+                    rank,
+                    image_id,
+                    f"{score:.6g}",
+                    format_target(rec.labels),
+                    format_target(s.predicted(image_id) or ()),
+                    format_target(hl.labelled_improbable),
+                    format_target(hl.probable_unlabelled),
+                ]
+            )
+    header = ["Rank", "Id", "Score", "Target", "Predicted", "LabelledImprobable",
+              "ProbableUnlabelled"]
+    if args.out:
+        buf = io.StringIO(newline="")
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
+        atomic_write_text(args.out, buf.getvalue())
+        print(f"wrote the {len(rows)} most suspicious images ({args.order}) to {args.out}")
+    else:
+        print("\t".join(header))
+        for r in rows:
+            print("\t".join(str(v) for v in r))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    with _session(args.session) as s:
+        if args.id is None:
+            info = s.summary()
+            if args.json:
+                print(json.dumps(info, indent=2))
+            else:
+                for k, v in info.items():
+                    print(f"{k}: {v}")
+            return 0
+        rec = s.record(args.id)
+        hist = s.history(args.id)
+        info = {
+            "id": rec.id,
+            "index": rec.index,
+            "labels": list(rec.labels),
+            "original": list(rec.original),
+            "changed": rec.changed,
+            "reviewed": rec.reviewed,
+            "note": rec.note,
+            "predicted": None if rec.probs is None else list(s.predicted(args.id)),
+            "probabilities": None if rec.probs is None else [round(float(p), 4) for p in rec.probs],
+            "image_present": s.has_image(args.id),
+            "history": [e.__dict__ for e in hist],
+        }
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"{rec.id} (row {rec.index + 1})")
+    print(f"  labels:    {_names(rec.labels)}")
+    print(f"  original:  {_names(rec.original)}{'  [changed]' if rec.changed else ''}")
+    if info["predicted"] is not None:
+        print(f"  predicted: {_names(info['predicted'])}")
+    print(f"  reviewed:  {'yes' if rec.reviewed else 'no'}")
+    if rec.note:
+        print(f"  note:      {rec.note}")
+    print(f"  image:     {'present' if info['image_present'] else 'missing'}")
+    for e in hist:
+        extra = f" ({e.note})" if e.note else ""
+        print(
+            f"  #{e.seq} {e.time} {e.reviewer} {e.kind} {e.field}: "
+            f"{e.before or '(none)'} -> {e.after or '(none)'}{extra}"
+        )
+    return 0
+
+
+def add_labels_parser(subparsers) -> argparse.ArgumentParser:
+    """Add ``labels`` and its subcommands to the ``napari-hpa`` parser."""
+    from .ordering import NEEDS_PROBABILITIES, ORDERS
+
+    p = subparsers.add_parser(
+        "labels",
+        help="label review sessions: import, edit, rank suspicious labels, export",
+        description="A review session is one SQLite file (.hpa) holding the labels, every "
+        "edit and the review state. Import a labels CSV into one, edit, export the result.",
+    )
+    sub = p.add_subparsers(dest="labels_command", required=True, metavar="ACTION")
+
+    q = sub.add_parser(
+        "import",
+        help="make a session from a labels CSV (and probabilities)",
+        description="Make a new review session from a Kaggle labels CSV (Id,Target), the "
+        "folder of image sets (images need not exist) and optionally model probabilities "
+        "(Id + one column per class, named by class name or index 0-27).",
+    )
+    q.add_argument("--images", type=Path, help="folder of image sets")
+    q.add_argument("--labels", type=Path, required=True, help="labels CSV (Id,Target)")
+    q.add_argument("--probs", type=Path, help="probabilities CSV (Id + 28 class columns)")
+    q.add_argument("--session", type=Path, required=True, help="session file to create (.hpa)")
+    q.add_argument(
+        "--threshold", type=float, nargs="+", metavar="T",
+        help="class threshold for the predicted set: one value, or 28 (default 0.5)",
+    )
+    q.add_argument("--overwrite", action="store_true", help="replace an existing session file")
+    q.set_defaults(func=cmd_import)
+
+    q = sub.add_parser(
+        "export",
+        help="write the corrected labels (Kaggle format) and an audit",
+        description="Write the session's current labels as Id,Target (all ids in the input "
+        "order, indices ascending), atomically.",
+    )
+    q.add_argument("session", type=Path)
+    q.add_argument("--out", type=Path, required=True, help="labels CSV to write")
+    q.add_argument("--changed-only", action="store_true", help="only ids whose labels changed")
+    q.add_argument(
+        "--audit",
+        type=Path,
+        help="also write every label edit (Id,Before,After,Time,Reviewer,Note,Kind)",
+    )
+    q.set_defaults(func=cmd_export)
+
+    q = sub.add_parser("set", help="set one image's labels", description="Set ID's labels.")
+    q.add_argument("session", type=Path)
+    q.add_argument("id")
+    q.add_argument("target", help='space-separated class indices, e.g. "0 25" ("" for none)')
+    q.add_argument("--note", help="a note for the audit")
+    q.add_argument("--reviewer", help="reviewer name (default: the OS user)")
+    q.set_defaults(func=cmd_set)
+
+    for name, func, what in (
+        ("undo", cmd_undo, "undo the latest edit (appends its inverse)"),
+        ("redo", cmd_redo, "redo the latest undo"),
+    ):
+        q = sub.add_parser(name, help=what, description=what[0].upper() + what[1:] + ".")
+        q.add_argument("session", type=Path)
+        q.add_argument("--reviewer", help="reviewer name (default: the OS user)")
+        q.set_defaults(func=func)
+
+    q = sub.add_parser(
+        "suspicious",
+        help="list the images whose labels are most likely wrong",
+        description="Rank the images by cleanlab's multi-label quality score (or another "
+        "order needing probabilities) and list the first K.",
+    )
+    q.add_argument("session", type=Path)
+    q.add_argument("--top", type=int, default=20, metavar="K", help="how many (default 20)")
+    q.add_argument("--out", type=Path, help="write a CSV instead of printing")
+    q.add_argument(
+        "--order",
+        choices=sorted(NEEDS_PROBABILITIES),
+        default="suspicious",
+        help="; ".join(f"{k}: {ORDERS[k]}" for k in sorted(NEEDS_PROBABILITIES)),
+    )
+    q.set_defaults(func=cmd_suspicious)
+
+    q = sub.add_parser(
+        "show",
+        help="a session's summary, or one image's labels and history",
+        description="Without ID: counts of images, changes, reviews, edits. With ID: its "
+        "labels, original labels, prediction and edit history.",
+    )
+    q.add_argument("session", type=Path)
+    q.add_argument("id", nargs="?")
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.set_defaults(func=cmd_show)
+    return p
