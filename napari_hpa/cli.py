@@ -138,6 +138,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
+def cmd_index(args: argparse.Namespace) -> int:
+    from .similar import build_index
+
+    _, ensemble = _load_ensemble(args)
+    index = build_index(
+        ensemble,
+        args.folder,
+        args.labels,
+        batch_size=args.batch_size,
+        on_error=lambda i, p, m: print(f"napari-hpa index: skipped: {m}", file=sys.stderr),
+        progress=None if args.quiet else _progress_bar(0, "img"),
+    )
+    index.save(args.out)
+    print(f"indexed {len(index)} reference images ({index.ensemble}) into {args.out}")
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from .info import collect_info, format_info
 
@@ -227,6 +244,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _provider_options(p)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser(
+        "index",
+        help="embed a labelled reference folder for the similar-images search",
+        description="Run the ensemble's embedding member over FOLDER and save an index "
+        "(ids, embeddings, labels) that the classifier widget searches for similar images.",
+    )
+    p.add_argument("folder", type=Path, help="folder of image sets")
+    p.add_argument("--labels", type=Path, required=True, help="labels CSV (Id,Target) of the folder")
+    p.add_argument("--out", type=Path, required=True, help="index file to write (.npz)")
+    p.add_argument("--batch-size", type=int, default=8, help="sets per batch (default 8)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _provider_options(p)
+    p.set_defaults(func=cmd_index)
 
     p = sub.add_parser(
         "info",

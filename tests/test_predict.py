@@ -147,3 +147,19 @@ def test_info_reports_working_providers(toy, capsys):
     assert info["providers_working"]["cpu"].startswith("yes")
     assert info["ensemble"]["members"][0]["arch"] == "toy"
     assert "CPUExecutionProvider" in info["providers_compiled_in"]
+
+
+def test_index_command(tmp_path, folder, toy, capsys):
+    from napari_hpa.similar import ReferenceIndex
+
+    labels = tmp_path / "labels.csv"
+    labels.write_text("Id,Target\n" + "".join(f"{i},{n}\n" for n, i in enumerate(IDS[:4])))
+    rc = main(["index", str(folder), "--labels", str(labels), "--out", str(tmp_path / "i.npz"),
+               "--models", str(toy.path), "--quiet"])
+    assert rc == 0
+    index = ReferenceIndex.load(tmp_path / "i.npz")
+    assert index.ids == sorted(IDS[:4])  # only the labelled sets
+    assert index.embeddings.shape == (4, 8)
+    assert index.targets[index.ids.index("s03")] == (0,)
+    hits = index.query(index.embeddings[1], k=2)
+    assert hits[0].id == index.ids[1] and hits[0].similarity == pytest.approx(1.0, abs=1e-5)

@@ -1,0 +1,507 @@
+"""The **HPA classifier** dock widget: a thin Qt view over :mod:`napari_hpa.classify`.
+
+Loading the ensemble and classifying run in a worker thread; the widget only
+collects the user's choices, shows results, and turns them into layers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtGui import QColor, QFont
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QStyledItemDelegate,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..classes import CHANNEL_STAINS, CHANNELS, CLASS_NAMES, NUM_CLASSES
+from ..classify import Classification, LayerSelectionError, channel_groups, classify, stack_channels
+from ..engine.providers import PROVIDER_CHOICES, ProviderRequest
+from ..errors import HPAError
+from ..similar import DEFAULT_SIMILARITY, ReferenceIndex, suggest_labels
+
+BY_HAND = "pick layers by hand…"
+ATTENTION_SUFFIX = " attention"
+ERROR_STYLE = "color: #ff6b6b;"
+
+
+class _BarDelegate(QStyledItemDelegate):
+    """Draws a probability cell as a bar with its value."""
+
+    def paint(self, painter, option, index):
+        value = index.data(Qt.ItemDataRole.UserRole)
+        if value is None:
+            return super().paint(painter, option, index)
+        painter.save()
+        rect = option.rect.adjusted(2, 3, -2, -3)
+        painter.fillRect(rect, QColor(60, 60, 60))
+        bar = rect.adjusted(0, 0, -int(rect.width() * (1 - float(value))), 0)
+        painter.fillRect(bar, QColor(70, 160, 230))
+        painter.setPen(QColor(240, 240, 240))
+        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, f"{float(value):.3f}")
+        painter.restore()
+
+
+class _NumberItem(QTableWidgetItem):
+    """A table item that sorts by its number, not its text."""
+
+    def __lt__(self, other):
+        a, b = self.data(Qt.ItemDataRole.UserRole), other.data(Qt.ItemDataRole.UserRole)
+        if a is None or b is None:
+            return super().__lt__(other)
+        return float(a) < float(b)
+
+
+class ClassifierWidget(QWidget):
+    """Pick an ensemble and a field of view, classify it, show probabilities and attention."""
+
+    #: emitted with the classification once it is on screen
+    classified = Signal(object)
+    #: emitted with the suggested labels (tuple of class indices) of the nearest reference image
+    labels_suggested = Signal(object)
+
+    def __init__(self, napari_viewer, models: str | Path | None = None):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.models: Path | None = Path(models) if models else None
+        self.result: Classification | None = None
+        self.index: ReferenceIndex | None = None
+        self._ensemble = None
+        self._ensemble_key = None
+        self._worker = None
+        self._build_ui()
+        self.viewer.layers.events.inserted.connect(self._refresh_fields)
+        self.viewer.layers.events.removed.connect(self._refresh_fields)
+        self.viewer.dims.events.current_step.connect(self._on_step)
+        self._refresh_fields()
+        self._show_models()
+
+    # ------------------------------------------------------------------ UI
+
+    def _build_ui(self) -> None:
+        layout = QVBoxLayout(self)
+
+        model_box = QGroupBox("Ensemble")
+        form = QFormLayout(model_box)
+        self.model_label = QLabel()
+        self.model_label.setWordWrap(True)
+        choose = QPushButton("Choose…")
+        choose.clicked.connect(self._choose_models)
+        row = QHBoxLayout()
+        row.addWidget(self.model_label, 1)
+        row.addWidget(choose)
+        form.addRow("models", row)
+        self.provider_combo = QComboBox()
+        self.provider_combo.addItems(PROVIDER_CHOICES)
+        self.provider_combo.currentTextChanged.connect(self._forget_ensemble)
+        form.addRow("provider", self.provider_combo)
+        self.running_label = QLabel("not loaded yet")
+        self.running_label.setWordWrap(True)
+        form.addRow("running on", self.running_label)
+        self.tta_combo = QComboBox()
+        self.tta_combo.addItems(["as the ensemble says", "none", "flip", "d4"])
+        form.addRow("TTA", self.tta_combo)
+        layout.addWidget(model_box)
+
+        field_box = QGroupBox("Field of view")
+        form = QFormLayout(field_box)
+        self.field_combo = QComboBox()
+        self.field_combo.currentTextChanged.connect(self._on_field_choice)
+        form.addRow("image", self.field_combo)
+        self.channel_combos: dict[str, QComboBox] = {}
+        for ch in CHANNELS:
+            combo = QComboBox()
+            self.channel_combos[ch] = combo
+            form.addRow(f"{ch} ({CHANNEL_STAINS[ch]})", combo)
+        layout.addWidget(field_box)
+
+        self.classify_button = QPushButton("Classify")
+        self.classify_button.clicked.connect(self.run)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setTextVisible(False)
+        self.progress.setMaximumHeight(8)
+        layout.addWidget(self.classify_button)
+        layout.addWidget(self.progress)
+
+        self.error_label = QLabel()
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet(ERROR_STYLE)
+        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.error_label.hide()
+        layout.addWidget(self.error_label)
+
+        self.summary_label = QLabel("Not classified yet.")
+        self.summary_label.setWordWrap(True)
+        font = self.summary_label.font()
+        font.setBold(True)
+        self.summary_label.setFont(font)
+        layout.addWidget(self.summary_label)
+
+        self.members_check = QCheckBox("show each member")
+        self.members_check.toggled.connect(self._fill_table)
+        layout.addWidget(self.members_check)
+
+        self.table = QTableWidget(0, 3)
+        self.table.setHorizontalHeaderLabels(["class", "probability", "threshold"])
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeader().setSortIndicator(1, Qt.SortOrder.DescendingOrder)
+        self.table.itemSelectionChanged.connect(self._on_table_selection)
+        self._bar = _BarDelegate(self.table)
+        layout.addWidget(self.table, 1)
+
+        similar_box = QGroupBox("Similar images")
+        v = QVBoxLayout(similar_box)
+        row = QHBoxLayout()
+        self.index_label = QLabel("no reference index")
+        self.index_label.setWordWrap(True)
+        load_index = QPushButton("Load index…")
+        load_index.clicked.connect(self._choose_index)
+        row.addWidget(self.index_label, 1)
+        row.addWidget(load_index)
+        v.addLayout(row)
+        self.neighbours = QListWidget()
+        self.neighbours.itemDoubleClicked.connect(self._open_neighbour)
+        v.addWidget(self.neighbours)
+        self.suggestion_label = QLabel()
+        self.suggestion_label.setWordWrap(True)
+        v.addWidget(self.suggestion_label)
+        layout.addWidget(similar_box)
+
+    # ------------------------------------------------------------------ ensemble
+
+    def _show_models(self) -> None:
+        from ..bundled import default_ensemble_path
+
+        self.model_label.setText(str(self.models) if self.models else f"default ({default_ensemble_path()})")
+
+    def _choose_models(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Ensemble or model", "", "Ensembles and models (*.json *.onnx)"
+        )
+        if path:
+            self.set_models(path)
+
+    def set_models(self, path: str | Path | None) -> None:
+        """Use another ensemble manifest or ONNX model (loaded at the next Classify)."""
+        self.models = Path(path) if path else None
+        self._forget_ensemble()
+        self._show_models()
+
+    def _forget_ensemble(self, *_):
+        self._ensemble = None
+        self._ensemble_key = None
+        self.running_label.setText("not loaded yet")
+
+    def _ensemble_for(self, models: Path | None, provider: str):
+        """Load (in the worker thread) or reuse the ensemble."""
+        from ..bundled import resolve_models
+        from ..engine import Ensemble
+
+        path = resolve_models(models)
+        key = (str(path), provider)
+        if self._ensemble_key != key:
+            self._ensemble = Ensemble.load(path, ProviderRequest(provider))
+            self._ensemble_key = key
+        return self._ensemble
+
+    # ------------------------------------------------------------------ fields
+
+    def _image_layers(self):
+        from napari.layers import Image
+
+        return [layer for layer in self.viewer.layers if isinstance(layer, Image)
+                and not layer.name.endswith(ATTENTION_SUFFIX)]
+
+    def _groups(self):
+        return channel_groups((l.name, l.metadata, l) for l in self._image_layers())
+
+    def _refresh_fields(self, *_):
+        current = self.field_combo.currentText()
+        ids = sorted(self._groups())
+        self.field_combo.blockSignals(True)
+        self.field_combo.clear()
+        self.field_combo.addItems([*ids, BY_HAND])
+        if current in ids or current == BY_HAND:
+            self.field_combo.setCurrentText(current)
+        self.field_combo.blockSignals(False)
+        names = [layer.name for layer in self._image_layers()]
+        for combo in self.channel_combos.values():
+            keep = combo.currentText()
+            combo.clear()
+            combo.addItems(names)
+            if keep in names:
+                combo.setCurrentText(keep)
+        self._on_field_choice(self.field_combo.currentText())
+
+    def _on_field_choice(self, text: str) -> None:
+        by_hand = text == BY_HAND
+        group = self._groups().get(text, {})
+        for ch, combo in self.channel_combos.items():
+            combo.setEnabled(by_hand)
+            if ch in group:
+                combo.setCurrentText(group[ch].name)
+
+    def selected_field(self) -> tuple[str, np.ndarray, list]:
+        """``(id, (4, H, W) array, layers)`` of the field chosen; LayerSelectionError if none."""
+        choice = self.field_combo.currentText()
+        if not self._image_layers():
+            raise LayerSelectionError("there are no image layers: open a field of view first")
+        if choice == BY_HAND:
+            names = [self.channel_combos[ch].currentText() for ch in CHANNELS]
+            if len(set(names)) != 4:
+                raise LayerSelectionError("pick four different layers, one for each channel")
+            layers = [self.viewer.layers[n] for n in names]
+            image_id = layers[0].metadata.get("hpa_id") or layers[0].name
+        else:
+            group = self._groups().get(choice)
+            if group is None:
+                raise LayerSelectionError(
+                    "no complete set of four channel layers: pick the layers by hand"
+                )
+            layers = [group[ch] for ch in CHANNELS]
+            image_id = choice
+        data = stack_channels([np.asarray(l.data) for l in layers], [l.name for l in layers])
+        return image_id, data, layers
+
+    # ------------------------------------------------------------------ classify
+
+    @property
+    def busy(self) -> bool:
+        return self._worker is not None
+
+    def run(self) -> None:
+        """Classify the chosen field of view off the GUI thread (a second call while busy is ignored)."""
+        if self.busy:
+            return
+        self._clear_error()
+        try:
+            image_id, data, layers = self.selected_field()
+        except HPAError as exc:
+            self._show_error(str(exc))
+            return
+        from napari.qt.threading import create_worker
+
+        models, provider = self.models, self.provider_combo.currentText()
+        tta = None if self.tta_combo.currentIndex() == 0 else self.tta_combo.currentText()
+
+        def work():
+            ensemble = self._ensemble_for(models, provider)
+            return ensemble, classify(ensemble, image_id, data, tta)
+
+        self._worker = create_worker(
+            work,
+            _start_thread=False,
+            _connect={
+                "returned": lambda out: self._on_result(out, layers),
+                "errored": self._on_failure,
+                "finished": self._on_finished,
+            },
+        )
+        self.classify_button.setEnabled(False)
+        self.classify_button.setText("Classifying…")
+        self.progress.setRange(0, 0)  # busy indicator
+        self._worker.start()
+
+    def _on_finished(self) -> None:
+        self._worker = None
+        self.classify_button.setEnabled(True)
+        self.classify_button.setText("Classify")
+        self.progress.setRange(0, 1)
+
+    def _on_failure(self, exc: Exception) -> None:
+        self._show_error(str(exc) if isinstance(exc, HPAError) else f"{type(exc).__name__}: {exc}")
+
+    def _on_result(self, out, layers) -> None:
+        ensemble, result = out
+        self.result = result
+        notes = "; ".join(ensemble.provider_notes)
+        self.running_label.setText(", ".join(result.providers) + (f" ({notes})" if notes else ""))
+        names = ", ".join(result.label_names) or "no class above its threshold"
+        self.summary_label.setText(f"{result.image_id}: {names}")
+        for layer in layers:
+            layer.metadata["hpa_classification"] = result.as_metadata()
+        self._fill_table()
+        if result.attention is not None:
+            self._show_attention(result)
+        self._show_neighbours(result.embedding)
+        self.classified.emit(result)
+
+    # ------------------------------------------------------------------ results
+
+    def _fill_table(self, *_):
+        result = self.result
+        if result is None:
+            return
+        members = list(result.member_probs) if self.members_check.isChecked() else []
+        self.table.setSortingEnabled(False)
+        self.table.clearContents()
+        self.table.setColumnCount(3 + len(members))
+        self.table.setHorizontalHeaderLabels(["class", "probability", "threshold", *members])
+        for col in range(1, 3 + len(members)):
+            self.table.setItemDelegateForColumn(col, self._bar if col != 2 else None)
+        self.table.setRowCount(NUM_CLASSES)
+        bold = QFont()
+        bold.setBold(True)
+        for row, c in enumerate(result.ranked()):
+            predicted = c in result.labels
+            name = QTableWidgetItem(f"{c}  {CLASS_NAMES[c]}")
+            name.setData(Qt.ItemDataRole.UserRole + 1, c)
+            cells = [name, self._number(result.probs[c], bar=True),
+                     self._number(result.thresholds[c], bar=False)]
+            cells += [self._number(result.member_probs[m][c], bar=True) for m in members]
+            for col, item in enumerate(cells):
+                if predicted:
+                    item.setFont(bold)
+                    item.setBackground(QColor(40, 90, 60))
+                self.table.setItem(row, col, item)
+        self.table.setSortingEnabled(True)
+
+    @staticmethod
+    def _number(value: float, bar: bool) -> QTableWidgetItem:
+        item = _NumberItem("" if bar else f"{float(value):.3f}")
+        item.setData(Qt.ItemDataRole.UserRole, float(value))
+        return item
+
+    def table_rows(self) -> list[tuple[int, float, float, bool]]:
+        """(class, probability, threshold, predicted) per row as shown (for tests and scripts)."""
+        rows = []
+        for r in range(self.table.rowCount()):
+            c = self.table.item(r, 0).data(Qt.ItemDataRole.UserRole + 1)
+            rows.append((
+                int(c),
+                float(self.table.item(r, 1).data(Qt.ItemDataRole.UserRole)),
+                float(self.table.item(r, 2).data(Qt.ItemDataRole.UserRole)),
+                self.table.item(r, 0).font().bold(),
+            ))
+        return rows
+
+    def _show_attention(self, result: Classification) -> None:
+        name = f"{result.image_id}{ATTENTION_SUFFIX}"
+        scale = (1.0, *result.attention_scale)
+        translate = (0.0, *result.attention_translate)
+        meta = {"hpa_id": result.image_id, "classes": list(CLASS_NAMES), "hpa_attention": True}
+        if name in self.viewer.layers:
+            layer = self.viewer.layers[name]
+            layer.data = result.attention
+            layer.scale, layer.translate = scale, translate
+        else:
+            layer = self.viewer.add_image(
+                result.attention,
+                name=name,
+                scale=scale,
+                translate=translate,
+                colormap="inferno",
+                blending="additive",
+                opacity=0.6,
+                contrast_limits=(0.0, 1.0),
+                metadata=meta,
+            )
+        labels = list(self.viewer.dims.axis_labels)
+        labels[-3] = "class"
+        self.viewer.dims.axis_labels = labels
+        self.viewer.canvas.overlays["text"].visible = True
+        self.show_class(result.top_class)
+
+    def show_class(self, c: int) -> None:
+        """Move the class slider to class ``c`` (the overlay then names it)."""
+        if self.viewer.dims.ndim >= 3:
+            self.viewer.dims.set_current_step(self.viewer.dims.ndim - 3, c)
+        self._on_step()
+
+    def _on_step(self, *_):
+        if self.result is None or self.result.attention is None or self.viewer.dims.ndim < 3:
+            return
+        c = int(self.viewer.dims.current_step[self.viewer.dims.ndim - 3])
+        if 0 <= c < NUM_CLASSES:
+            self.viewer.canvas.overlays["text"].text = (
+                f"attention: {c} {CLASS_NAMES[c]} (p = {self.result.probs[c]:.2f})"
+            )
+
+    def _on_table_selection(self) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if rows:
+            c = self.table.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole + 1)
+            self.show_class(int(c))
+
+    # ------------------------------------------------------------------ similar images
+
+    def _choose_index(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Reference index", "", "Index (*.npz)")
+        if path:
+            self.set_index(path)
+
+    def set_index(self, path: str | Path) -> None:
+        try:
+            self.index = ReferenceIndex.load(path)
+        except HPAError as exc:
+            self._show_error(str(exc))
+            return
+        self.index_label.setText(f"{Path(path).name}: {len(self.index)} reference images")
+
+    def _show_neighbours(self, embedding) -> None:
+        self.neighbours.clear()
+        self.suggestion_label.clear()
+        if self.index is None or embedding is None:
+            return
+        try:
+            found = self.index.query(embedding, k=5, exclude=self.result.image_id)
+        except HPAError as exc:
+            self._show_error(str(exc))
+            return
+        for n in found:
+            item = QListWidgetItem(f"{n.similarity:.3f}  {n.id}: {', '.join(n.label_names)}")
+            item.setData(Qt.ItemDataRole.UserRole, n.path)
+            self.neighbours.addItem(item)
+        suggestion = suggest_labels(found, DEFAULT_SIMILARITY)
+        if suggestion is not None:
+            names = ", ".join(CLASS_NAMES[i] for i in suggestion)
+            self.suggestion_label.setText(
+                f"Suggested labels (nearest image, similarity {found[0].similarity:.2f} > "
+                f"{DEFAULT_SIMILARITY}): {names}"
+            )
+            self.labels_suggested.emit(suggestion)
+        else:
+            self.suggestion_label.setText(
+                f"No suggestion: no reference image is more similar than {DEFAULT_SIMILARITY}."
+            )
+
+    def _open_neighbour(self, item: QListWidgetItem) -> None:
+        try:
+            self.viewer.open(item.data(Qt.ItemDataRole.UserRole), plugin="napari-hpa")
+        except Exception as exc:  # napari wraps reader errors in its own types
+            self._show_error(str(exc))
+
+    # ------------------------------------------------------------------ messages
+
+    def _show_error(self, message: str) -> None:
+        from napari.utils.notifications import show_error
+
+        self.error_label.setText(message)
+        self.error_label.show()
+        show_error(message)
+
+    def _clear_error(self) -> None:
+        self.error_label.clear()
+        self.error_label.hide()

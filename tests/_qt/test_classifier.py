@@ -1,0 +1,184 @@
+"""The HPA classifier dock widget, driven in a real viewer (runs under Xvfb)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import random_set, write_channel_files
+from onnx_toys import make_toy
+
+from napari_hpa._qt.classifier import BY_HAND, ClassifierWidget
+from napari_hpa.classes import CLASS_NAMES
+from napari_hpa.classify import classify
+from napari_hpa.engine import Ensemble
+from napari_hpa.similar import ReferenceIndex, build_index
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def toy(tmp_path):
+    return make_toy(tmp_path / "toy.onnx", size=16, grid=4, emb_dim=8)
+
+
+@pytest.fixture
+def field(tmp_path):
+    data = random_set((64, 64), seed=5)
+    paths = write_channel_files(tmp_path / "sets", "fov", data)
+    return data, paths
+
+
+def _classify(qtbot, widget, timeout=20000):
+    with qtbot.waitSignal(widget.classified, timeout=timeout) as blocker:
+        widget.run()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
+    return blocker.args[0]
+
+
+def test_classify_shows_the_engine_numbers_and_attention(make_napari_viewer, qtbot, toy, field):
+    data, paths = field
+    viewer = make_napari_viewer()
+    viewer.open(str(paths["red"]), plugin="napari-hpa")
+    widget = ClassifierWidget(viewer, models=toy.path)
+    viewer.window.add_dock_widget(widget)
+    assert widget.field_combo.currentText() == "fov"
+
+    result = _classify(qtbot, widget)
+    expected = classify(Ensemble.load(toy.path), "fov", data)
+    np.testing.assert_allclose(result.probs, expected.probs, rtol=1e-6)
+
+    rows = widget.table_rows()
+    assert len(rows) == 28
+    assert [r[0] for r in rows] == expected.ranked()  # sorted by probability
+    for c, p, t, predicted in rows:
+        assert p == pytest.approx(float(expected.probs[c]), abs=1e-6)
+        assert t == pytest.approx(float(expected.thresholds[c]))
+        assert predicted == (c in expected.labels)
+    assert widget.summary_label.text() == f"fov: {', '.join(expected.label_names)}"
+
+    # the numbers are in the channel layers' metadata too
+    meta = viewer.layers["fov protein"].metadata["hpa_classification"]
+    assert meta["labels"] == list(expected.labels)
+    assert meta["probabilities"] == pytest.approx(list(expected.probs), abs=1e-6)
+
+    # attention layer: (28, 4, 4) laid exactly over the 64x64 field of view
+    att = viewer.layers["fov attention"]
+    assert att.data.shape == (28, 4, 4)
+    np.testing.assert_allclose(att.data, expected.attention, rtol=1e-6)
+    assert tuple(att.scale) == (1.0, 16.0, 16.0)
+    assert tuple(att.translate) == (0.0, 7.5, 7.5)
+    # outer edges coincide: the image spans [-0.5, 63.5] in world coordinates
+    lo = att.translate[1] - att.scale[1] / 2
+    hi = att.translate[1] + (att.data.shape[1] - 0.5) * att.scale[1]
+    assert (lo, hi) == (-0.5, 63.5)
+    assert viewer.dims.axis_labels[0] == "class"
+
+    # the slider starts at the top class; selecting a class in the table moves it
+    assert viewer.dims.current_step[0] == expected.top_class
+    target_row = 5
+    c = rows[target_row][0]
+    widget.table.selectRow(target_row)
+    assert viewer.dims.current_step[0] == c
+    assert CLASS_NAMES[c] in viewer.canvas.overlays["text"].text
+
+    # per-member columns on demand
+    widget.members_check.setChecked(True)
+    assert widget.table.columnCount() == 4
+
+
+def test_second_click_while_running_starts_nothing(make_napari_viewer, qtbot, toy, field):
+    _, paths = field
+    viewer = make_napari_viewer()
+    viewer.open(str(paths["red"]), plugin="napari-hpa")
+    widget = ClassifierWidget(viewer, models=toy.path)
+    results = []
+    widget.classified.connect(results.append)
+    widget.run()
+    worker = widget._worker
+    assert widget.busy and not widget.classify_button.isEnabled()
+    widget.run()
+    assert widget._worker is worker
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20000)
+    qtbot.wait(50)
+    assert len(results) == 1
+    assert widget.classify_button.isEnabled()
+
+
+def test_layers_picked_by_hand(make_napari_viewer, qtbot, toy):
+    data = random_set((32, 32), seed=9)
+    viewer = make_napari_viewer()
+    for name, plane in zip(["a", "b", "c", "d"], data):
+        viewer.add_image(plane, name=name)
+    widget = ClassifierWidget(viewer, models=toy.path)
+    assert widget.field_combo.currentText() == BY_HAND
+    for ch, name in zip(["red", "green", "blue", "yellow"], ["a", "b", "c", "d"]):
+        widget.channel_combos[ch].setCurrentText(name)
+    result = _classify(qtbot, widget)
+    expected = classify(Ensemble.load(toy.path), "a", data)
+    np.testing.assert_allclose(result.probs, expected.probs, rtol=1e-6)
+
+
+def test_errors_are_shown_not_raised(make_napari_viewer, qtbot, toy, tmp_path):
+    viewer = make_napari_viewer()
+    widget = ClassifierWidget(viewer, models=toy.path)
+    widget.run()
+    assert "no image layers" in widget.error_label.text()
+    assert not widget.busy
+
+    # layers of different shapes
+    viewer.add_image(np.zeros((32, 32), np.uint8), name="a")
+    viewer.add_image(np.zeros((16, 16), np.uint8), name="b")
+    viewer.add_image(np.zeros((32, 32), np.uint8), name="c")
+    viewer.add_image(np.zeros((32, 32), np.uint8), name="d")
+    for ch, name in zip(["red", "green", "blue", "yellow"], ["a", "b", "c", "d"]):
+        widget.channel_combos[ch].setCurrentText(name)
+    widget.run()
+    assert "differ in shape" in widget.error_label.text() and "'b' (16, 16)" in widget.error_label.text()
+
+    # the same layer twice
+    widget.channel_combos["green"].setCurrentText("a")
+    widget.run()
+    assert "four different layers" in widget.error_label.text()
+
+    # a model refused by the contract: the message reaches the widget
+    broken = tmp_path / "three.onnx"
+    make_toy(broken, channels=3)
+    widget.channel_combos["green"].setCurrentText("c")
+    viewer.layers["b"].data = np.zeros((32, 32), np.uint8)
+    widget.channel_combos["green"].setCurrentText("b")
+    widget.set_models(broken)
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20000)
+    assert "input has 3 channels, the contract needs 4" in widget.error_label.text()
+    assert widget.classify_button.isEnabled()
+
+
+def test_similar_images_from_an_index(make_napari_viewer, qtbot, toy, tmp_path):
+    ref = tmp_path / "ref"
+    for i in range(6):
+        write_channel_files(ref, f"r{i}", random_set((32, 32), seed=100 + i))
+    labels = tmp_path / "labels.csv"
+    labels.write_text("Id,Target\n" + "".join(f"r{i},{i} 25\n" for i in range(6)))
+    index = build_index(Ensemble.load(toy.path), ref, labels)
+    assert len(index) == 6
+    index.save(tmp_path / "index.npz")
+    assert ReferenceIndex.load(tmp_path / "index.npz").ids == index.ids
+
+    viewer = make_napari_viewer()
+    viewer.open(str(ref / "r3_red.png"), plugin="napari-hpa")  # a reference image itself
+    widget = ClassifierWidget(viewer, models=toy.path)
+    widget.set_index(tmp_path / "index.npz")
+    suggestions = []
+    widget.labels_suggested.connect(suggestions.append)
+    result = _classify(qtbot, widget)
+    # the image is excluded from its own neighbours; the list is best first
+    expected = index.query(result.embedding, k=5, exclude="r3")
+    shown = [widget.neighbours.item(i).text() for i in range(widget.neighbours.count())]
+    assert len(shown) == 5 and all(not s.split()[1].startswith("r3:") for s in shown)
+    assert [s.split()[1].rstrip(":") for s in shown] == [n.id for n in expected]
+    if expected[0].similarity > 0.65:
+        assert suggestions == [expected[0].labels]
+        assert "Suggested labels" in widget.suggestion_label.text()
+    # double-click opens the neighbour
+    widget._open_neighbour(widget.neighbours.item(0))
+    assert f"{expected[0].id} protein" in viewer.layers
