@@ -62,6 +62,8 @@ def cmd_view(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"no such file or folder: {', '.join(missing)}")
     report = run_viewer(
         paths,
+        classify=args.command == "demo" or args.classify,
+        models=args.models,
         screenshot=args.screenshot,
         size=tuple(args.window_size),
         title=f"napari-hpa {args.command}",
@@ -270,8 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "demo",
-        help="open napari with the synthetic sample field of view",
-        description="Open napari with the bundled synthetic sample as four channel layers.",
+        help="open napari with the synthetic sample, classified by the default ensemble",
+        description="Open napari with the bundled synthetic sample as four channel layers, "
+        "dock the HPA classifier, classify the field of view and show the attention map of "
+        "the top class.",
     )
     _viewer_options(p)
     p = sub.add_parser(
@@ -281,12 +285,16 @@ def build_parser() -> argparse.ArgumentParser:
         "(a folder opens its first set).",
     )
     p.add_argument("paths", type=Path, nargs="+", metavar="PATH")
+    p.add_argument("--classify", action="store_true", help="dock the classifier and run it")
     _viewer_options(p)
     add_labels_parser(sub)
     return parser
 
 
 def _viewer_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--models", type=Path, help="ensemble.json or .onnx to classify with (default: bundled)"
+    )
     p.add_argument(
         "--screenshot", type=Path, help="save a PNG of the whole window, then exit"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,32 +26,40 @@ def layer_report(viewer) -> list[dict]:
 def run_viewer(
     paths: Sequence[str | Path] = (),
     *,
+    classify: bool = False,
+    models: Path | None = None,
     screenshot: Path | None = None,
     size: tuple[int, int] = (1400, 900),
     title: str = "napari-hpa",
+    timeout: float = 600.0,
 ) -> dict:
     """Open napari with ``paths`` (through this plugin's reader), or the sample if none.
 
-    With ``screenshot`` the window is drawn, saved as PNG and closed, and the
+    With ``classify`` the HPA classifier is docked and run on the field of
+    view; the report then holds the top predictions.  With ``screenshot`` the
+    window is drawn (after classification), saved as PNG and closed, and the
     function returns; otherwise napari's event loop runs until the window closes.
     """
     import napari
+    from qtpy.QtWidgets import QApplication
 
     viewer = napari.Viewer(title=title)
     viewer.window.resize(*size)
+    report: dict = {}
     try:
         if paths:
             for path in paths:
                 viewer.open(str(path), plugin="napari-hpa")
         else:
             viewer.open_sample("napari-hpa", "synthetic_field")
+        if classify:
+            report["classification"] = _classify(viewer, models, timeout)
     except BaseException:
         viewer.close()
         raise
-    report = {"layers": layer_report(viewer)}
+    report["layers"] = layer_report(viewer)
     if screenshot is not None:
         import imageio.v3 as iio
-        from qtpy.QtWidgets import QApplication
 
         QApplication.processEvents()
         image = viewer.screenshot(canvas_only=False, flash=False)
@@ -61,3 +70,37 @@ def run_viewer(
     else:
         napari.run()
     return report
+
+
+def _classify(viewer, models: Path | None, timeout: float) -> dict:
+    """Dock the classifier, run it, wait for the result (the GUI keeps running)."""
+    from qtpy.QtWidgets import QApplication
+
+    from ._qt.classifier import ClassifierWidget
+    from .classes import CLASS_NAMES
+    from .errors import HPAError
+
+    widget = ClassifierWidget(viewer, models=models)
+    viewer.window.add_dock_widget(widget, name="HPA classifier", area="right")
+    widget.run()
+    deadline = time.monotonic() + timeout
+    while widget.busy and time.monotonic() < deadline:
+        QApplication.processEvents()
+        time.sleep(0.01)
+    if widget.busy:
+        raise HPAError(f"classification did not finish within {timeout:.0f} s")
+    if widget.result is None:
+        raise HPAError(f"classification failed: {widget.error_label.text()}")
+    result = widget.result
+    return {
+        "id": result.image_id,
+        "ensemble": result.ensemble,
+        "providers": result.providers,
+        "tta": result.tta,
+        "labels": result.label_names,
+        "top": [
+            {"class": c, "name": CLASS_NAMES[c], "probability": round(float(result.probs[c]), 4)}
+            for c in result.ranked()[:5]
+        ],
+        "attention_shown_for": int(viewer.dims.current_step[0]) if result.attention is not None else None,
+    }

@@ -169,6 +169,7 @@ class ClassifierWidget(QWidget):
         self.table.horizontalHeader().setSortIndicator(1, Qt.SortOrder.DescendingOrder)
         self.table.itemSelectionChanged.connect(self._on_table_selection)
         self._bar = _BarDelegate(self.table)
+        self.table.setMinimumHeight(300)
         layout.addWidget(self.table, 1)
 
         similar_box = QGroupBox("Similar images")
@@ -182,6 +183,7 @@ class ClassifierWidget(QWidget):
         row.addWidget(load_index)
         v.addLayout(row)
         self.neighbours = QListWidget()
+        self.neighbours.setMaximumHeight(110)
         self.neighbours.itemDoubleClicked.connect(self._open_neighbour)
         v.addWidget(self.neighbours)
         self.suggestion_label = QLabel()
@@ -416,6 +418,7 @@ class ClassifierWidget(QWidget):
                 blending="additive",
                 opacity=0.6,
                 contrast_limits=(0.0, 1.0),
+                interpolation2d="linear",
                 metadata=meta,
             )
         labels = list(self.viewer.dims.axis_labels)
