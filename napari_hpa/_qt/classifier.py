@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (
     QListWidgetItem,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QStyledItemDelegate,
     QTableWidget,
     QTableWidgetItem,
@@ -96,7 +97,16 @@ class ClassifierWidget(QWidget):
     # ------------------------------------------------------------------ UI
 
     def _build_ui(self) -> None:
-        layout = QVBoxLayout(self)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(420)
+        outer.addWidget(scroll)
+        content = QWidget()
+        scroll.setWidget(content)
+        layout = QVBoxLayout(content)
 
         model_box = QGroupBox("Ensemble")
         form = QFormLayout(model_box)
@@ -126,10 +136,12 @@ class ClassifierWidget(QWidget):
         self.field_combo.currentTextChanged.connect(self._on_field_choice)
         form.addRow("image", self.field_combo)
         self.channel_combos: dict[str, QComboBox] = {}
+        self._channel_labels: dict[str, QLabel] = {}
         for ch in CHANNELS:
             combo = QComboBox()
             self.channel_combos[ch] = combo
-            form.addRow(f"{ch} ({CHANNEL_STAINS[ch]})", combo)
+            self._channel_labels[ch] = QLabel(f"{ch} ({CHANNEL_STAINS[ch]})")
+            form.addRow(self._channel_labels[ch], combo)
         layout.addWidget(field_box)
 
         self.classify_button = QPushButton("Classify")
@@ -261,7 +273,8 @@ class ClassifierWidget(QWidget):
         by_hand = text == BY_HAND
         group = self._groups().get(text, {})
         for ch, combo in self.channel_combos.items():
-            combo.setEnabled(by_hand)
+            combo.setVisible(by_hand)
+            self._channel_labels[ch].setVisible(by_hand)
             if ch in group:
                 combo.setCurrentText(group[ch].name)
 
@@ -339,7 +352,9 @@ class ClassifierWidget(QWidget):
         ensemble, result = out
         self.result = result
         notes = "; ".join(ensemble.provider_notes)
-        self.running_label.setText(", ".join(result.providers) + (f" ({notes})" if notes else ""))
+        short = ", ".join(p.removesuffix("ExecutionProvider") for p in result.providers)
+        self.running_label.setText(short + (" (GPU not in use: hover for why)" if notes else ""))
+        self.running_label.setToolTip(notes)
         names = ", ".join(result.label_names) or "no class above its threshold"
         self.summary_label.setText(f"{result.image_id}: {names}")
         for layer in layers:
