@@ -14,6 +14,8 @@ from pathlib import Path
 from . import __version__
 from .errors import HPAError
 from .review.cli import add_labels_parser
+from .ensemble_cli import add_ensemble_parsers
+from .train.cli import add_train_parsers
 
 
 def _progress_bar(total: int, unit: str):
@@ -288,6 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classify", action="store_true", help="dock the classifier and run it")
     _viewer_options(p)
     add_labels_parser(sub)
+    add_train_parsers(sub)
+    add_ensemble_parsers(sub)
     return parser
 
 
@@ -316,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:  # e.g. piped into `head`
+        sys.stderr.close()
+        return 0
     except (HPAError, ValueError, FileExistsError, OSError) as exc:
         print(f"napari-hpa {args.command}: error: {exc}", file=sys.stderr)
         return 2

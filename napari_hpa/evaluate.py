@@ -1,0 +1,254 @@
+"""Evaluation and ensemble building (core: onnxruntime via the engine, no torch).
+
+* :func:`collect` runs an :class:`~napari_hpa.engine.Ensemble` over a labelled data
+  folder (``labels.csv``; ``masks/{id}.npz`` from the synthetic generator when
+  present) and gathers probabilities (ensemble and per member), the pointing-game
+  hits of the attention maps against the masks, and embeddings.
+* :func:`evaluate` -> :class:`EvalReport`: macro and per-class F1 (with the
+  ensemble's thresholds and top-class-forced rule), per-member macro F1, the
+  pointing game, and top-1 same-antibody retrieval of the embeddings (Antibody
+  column).  The model card uses the same report.
+* :func:`build_ensemble` runs members on a validation folder, fits per-class
+  thresholds (``f1`` or ``ratio``) on the ensemble's probabilities and writes the
+  manifest.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .classes import CLASS_NAMES, NUM_CLASSES
+from .errors import HPAError, TrainingError
+from .metrics import (
+    apply_thresholds,
+    f1_per_class,
+    fit_thresholds,
+    macro_f1,
+    pointing_hits,
+    retrieval_top1,
+)
+
+
+@dataclass
+class Collected:
+    ids: list[str]
+    y_true: np.ndarray  # [N, 28] bool
+    probs: np.ndarray  # [N, 28]
+    member_probs: dict[str, np.ndarray]
+    antibodies: list[str]
+    pointing: tuple[int, int] | None = None  # (hits, pairs) when attention and masks exist
+    embeddings: np.ndarray | None = None
+
+
+def _load_labelled(folder: Path, labels: Path | None):
+    from .imageset import find_sets
+    from .labels import read_labels
+
+    if not folder.is_dir():
+        raise TrainingError(f"data folder {folder}: no such folder")
+    labels = labels or folder / "labels.csv"
+    if not labels.is_file():
+        raise TrainingError(f"labels CSV {labels}: no such file")
+    try:
+        table = read_labels(labels)
+    except HPAError as exc:
+        raise TrainingError(f"labels CSV is malformed: {exc}") from None
+    sources = {s.id: s for s in find_sets(folder)}
+    missing = [i for i in table.ids if i not in sources]
+    if missing:
+        raise TrainingError(
+            f"labels CSV {labels} names {len(missing)} id(s) without an image set in {folder}: "
+            + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        )
+    return table, sources
+
+
+def collect(
+    ensemble,
+    folder: str | Path,
+    labels: str | Path | None = None,
+    *,
+    tta: str | None = None,
+    batch_size: int = 16,
+    limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Collected:
+    from .imageset import read_set
+    from .synth import load_masks
+
+    folder = Path(folder)
+    table, sources = _load_labelled(folder, None if labels is None else Path(labels))
+    ids = table.ids[:limit] if limit else table.ids
+    y = np.zeros((len(ids), NUM_CLASSES), bool)
+    for i, k in enumerate(ids):
+        y[i, list(table.targets[k])] = True
+    mask_dir = folder / "masks"
+    want_att = ensemble.has_attention and mask_dir.is_dir()
+    want_emb = ensemble.embedding_member is not None
+    probs, members, embs = [], {}, []
+    hits = pairs = 0
+    for start in range(0, len(ids), batch_size):
+        chunk = ids[start : start + batch_size]
+        images = [read_set(sources[k]).data for k in chunk]
+        pred = ensemble.predict(images, tta=tta, ids=chunk, need_attention=want_att, need_embeddings=want_emb)
+        probs.append(pred.probs)
+        for name, p in pred.member_probs.items():
+            members.setdefault(name, []).append(p)
+        if want_att and pred.attention is not None:
+            for j, k in enumerate(chunk):
+                mpath = mask_dir / f"{k}.npz"
+                if mpath.is_file():
+                    h, t = pointing_hits(pred.attention[j], load_masks(mpath), table.targets[k])
+                    hits, pairs = hits + h, pairs + t
+        if want_emb and pred.embeddings is not None:
+            embs.append(pred.embeddings)
+        if progress is not None:
+            progress(min(start + batch_size, len(ids)), len(ids))
+    ab = table.extra.get("Antibody", {})
+    return Collected(
+        ids=list(ids),
+        y_true=y,
+        probs=np.concatenate(probs),
+        member_probs={k: np.concatenate(v) for k, v in members.items()},
+        antibodies=[ab.get(k, "") for k in ids],
+        pointing=(hits, pairs) if pairs else None,
+        embeddings=np.concatenate(embs) if embs else None,
+    )
+
+
+@dataclass
+class EvalReport:
+    n_images: int
+    macro_f1: float
+    per_class_f1: list[float]
+    member_macro_f1: dict[str, float] = field(default_factory=dict)
+    pointing_game: float | None = None
+    pointing_pairs: int = 0
+    retrieval_top1: float | None = None
+    retrieval_n: int = 0
+    thresholds: list[float] | None = None
+
+    def to_json(self) -> dict:
+        def clean(v):
+            return None if isinstance(v, float) and math.isnan(v) else v
+
+        d = dict(self.__dict__)
+        d["per_class_f1"] = {CLASS_NAMES[i]: clean(round(f, 4)) for i, f in enumerate(self.per_class_f1)}
+        return {k: clean(v) for k, v in d.items()}
+
+    def format(self) -> str:
+        lines = [f"{self.n_images} images: ensemble macro F1 {self.macro_f1:.4f}"]
+        for name, f in self.member_macro_f1.items():
+            lines.append(f"  member {name}: macro F1 {f:.4f}")
+        if self.pointing_game is not None:
+            lines.append(f"attention pointing game: {self.pointing_game:.4f} ({self.pointing_pairs} image-class pairs)")
+        if self.retrieval_top1 is not None:
+            lines.append(f"embedding top-1 same-antibody retrieval: {self.retrieval_top1:.4f} ({self.retrieval_n} images)")
+        lines.append("per-class F1:")
+        for i, f in enumerate(self.per_class_f1):
+            lines.append(f"  {i:2d} {CLASS_NAMES[i]:<32s} {'n/a' if math.isnan(f) else f'{f:.4f}'}")
+        return "\n".join(lines)
+
+
+def report_from(col: Collected, thresholds, min_one_label: bool = True, member_thresholds=None) -> EvalReport:
+    thresholds = np.asarray(thresholds, np.float32)
+    pred = apply_thresholds(col.probs, thresholds, min_one_label)
+    member_f1 = {}
+    for name, p in col.member_probs.items():
+        t = thresholds if member_thresholds is None else member_thresholds[name]
+        member_f1[name] = macro_f1(col.y_true, apply_thresholds(p, t, min_one_label))
+    rep = EvalReport(
+        n_images=len(col.ids),
+        macro_f1=macro_f1(col.y_true, pred),
+        per_class_f1=[float(f) for f in f1_per_class(col.y_true, pred)],
+        member_macro_f1=member_f1,
+        thresholds=[round(float(t), 4) for t in thresholds],
+    )
+    if col.pointing:
+        rep.pointing_game = col.pointing[0] / col.pointing[1]
+        rep.pointing_pairs = col.pointing[1]
+    if col.embeddings is not None and any(col.antibodies):
+        groups = [a or f"__{i}" for i, a in enumerate(col.antibodies)]
+        rep.retrieval_top1, rep.retrieval_n = retrieval_top1(col.embeddings, groups)
+        if rep.retrieval_n == 0:
+            rep.retrieval_top1 = None
+    return rep
+
+
+def evaluate(models: str | Path, data: str | Path, labels=None, *, tta=None, batch_size=16,
+             limit=None, progress=None) -> EvalReport:
+    from .engine import Ensemble
+
+    ens = Ensemble.load(models)
+    col = collect(ens, data, labels, tta=tta, batch_size=batch_size, limit=limit, progress=progress)
+    return report_from(col, ens.thresholds, ens.spec.min_one_label)
+
+
+def _ratios_from(labels_csv: str | Path) -> np.ndarray:
+    from .labels import read_labels
+
+    table = read_labels(labels_csv)
+    y = np.zeros((len(table), NUM_CLASSES))
+    for i, t in enumerate(table.targets.values()):
+        y[i, list(t)] = 1
+    return y.mean(0)
+
+
+def build_ensemble(
+    members: Sequence[str | Path],
+    val: str | Path,
+    out: str | Path,
+    *,
+    thresholds: str = "f1",
+    tta: str = "none",
+    combine: str = "mean",
+    weights: Sequence[float] | None = None,
+    embedding_member: str | None = None,
+    ratios_from: str | Path | None = None,
+    name: str | None = None,
+    labels: str | Path | None = None,
+    batch_size: int = 16,
+    progress=None,
+) -> tuple[Path, EvalReport]:
+    """Fit thresholds on ``val`` and write ``out`` (the manifest); returns (path, report on val)."""
+    from .engine import Ensemble, EnsembleSpec, MemberSpec, write_manifest
+    from .engine.ensemble import load_member
+
+    if not members:
+        raise TrainingError("ensemble build needs at least one member .onnx")
+    if thresholds not in ("f1", "ratio"):
+        raise TrainingError(f"--thresholds must be f1 or ratio, not {thresholds!r}")
+    if weights is not None and len(weights) != len(members):
+        raise TrainingError(f"--weights has {len(weights)} numbers for {len(members)} members")
+    paths = [Path(m) for m in members]
+    for p in paths:
+        if not p.is_file():
+            raise TrainingError(f"member {p}: no such file")
+    names, seen = [], set()
+    for p in paths:
+        n, k = p.stem, 2
+        while n in seen:
+            n, k = f"{p.stem}-{k}", k + 1
+        seen.add(n)
+        names.append(n)
+    if embedding_member is not None and embedding_member not in names:
+        raise TrainingError(f"--embedding-member {embedding_member!r} is not a member ({', '.join(names)})")
+    out = Path(out)
+    spec = EnsembleSpec(
+        members=[MemberSpec(n, p.resolve(), float(w)) for n, p, w in zip(names, paths, weights or [1.0] * len(paths))],
+        tta=tta, combine=combine, thresholds=None, min_one_label=True,
+        embedding_member=embedding_member, name=name or out.parent.name or "ensemble",
+    )
+    ens = Ensemble(spec, [load_member(m) for m in spec.members])
+    col = collect(ens, val, labels, tta=tta, batch_size=batch_size, progress=progress)
+    ratios = _ratios_from(ratios_from) if ratios_from else None
+    thr = fit_thresholds(thresholds, col.probs, col.y_true, ratios)
+    member_thr = {n: fit_thresholds(thresholds, p, col.y_true, ratios) for n, p in col.member_probs.items()}
+    spec.thresholds = tuple(float(t) for t in thr)
+    path = write_manifest(spec, out)
+    return path, report_from(col, thr, True, member_thr)

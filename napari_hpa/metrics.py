@@ -1,0 +1,214 @@
+"""Metrics and per-class thresholds (core: numpy only).
+
+* :func:`f1_per_class` / :func:`macro_f1` -- F1 of each class over the images; a class
+  with neither true nor predicted positives has F1 ``nan`` and is left out of the
+  macro mean (on a small split that simply lacks the class, predicting nothing is
+  not an error).
+* :func:`fit_thresholds_f1` -- each class's threshold maximising that class's F1 on
+  validation probabilities (the midpoint of the best run of candidate thresholds).
+* :func:`fit_thresholds_ratio` -- the Kaggle 2018 1st place: each class's threshold
+  set so that its predicted-positive rate matches a target ratio (e.g. the training
+  label frequencies).
+* :func:`score_thresholds` -- macro F1 of thresholded probabilities with the
+  top-class-forced rule (:func:`~napari_hpa.engine.ensemble.apply_thresholds`).
+* :func:`pointing_game` -- share of (image, present class) pairs whose attention-map
+  maximum lies inside that class's ground-truth mask dilated by one map cell.
+* :func:`retrieval_top1` -- share of images whose nearest neighbour (cosine) among the
+  others comes from the same group (antibody).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .classes import NUM_CLASSES
+
+DEFAULT_THRESHOLD = 0.5
+THRESHOLD_GRID = np.round(np.arange(0.02, 0.981, 0.01), 4)
+
+
+def _as_bool(y) -> np.ndarray:
+    y = np.asarray(y)
+    return y > 0.5 if y.dtype != bool else y
+
+
+def f1_per_class(y_true, y_pred) -> np.ndarray:
+    """``[C]`` F1 per class of ``[N, C]`` 0/1 (or bool) truth and prediction; nan where undefined."""
+    t, p = _as_bool(y_true), _as_bool(y_pred)
+    if t.shape != p.shape:
+        raise ValueError(f"truth {t.shape} and prediction {p.shape} differ in shape")
+    tp = (t & p).sum(0).astype(float)
+    fp = (~t & p).sum(0).astype(float)
+    fn = (t & ~p).sum(0).astype(float)
+    denom = 2 * tp + fp + fn
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, 2 * tp / np.maximum(denom, 1e-12), np.nan)
+
+
+def macro_f1(y_true, y_pred) -> float:
+    f1 = f1_per_class(y_true, y_pred)
+    return float(np.nanmean(f1)) if np.isfinite(f1).any() else float("nan")
+
+
+def apply_thresholds(probs, thresholds, min_one_label: bool = True) -> np.ndarray:
+    """``probs >= thresholds``; with ``min_one_label`` the top class of each row is forced on."""
+    from .engine.ensemble import apply_thresholds as _apply
+
+    return _apply(np.asarray(probs, dtype=np.float32), np.asarray(thresholds, np.float32), min_one_label)
+
+
+def score_thresholds(probs, y_true, thresholds, min_one_label: bool = True) -> float:
+    return macro_f1(y_true, apply_thresholds(probs, thresholds, min_one_label))
+
+
+def _best_threshold(p: np.ndarray, t: np.ndarray, grid: np.ndarray) -> float:
+    pred = p[:, None] >= grid[None, :]
+    tp = (pred & t[:, None]).sum(0)
+    fp = (pred & ~t[:, None]).sum(0)
+    fn = (~pred & t[:, None]).sum(0)
+    f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1)
+    best = f1.max()
+    idx = np.flatnonzero(f1 >= best - 1e-12)
+    # the middle of the best run that contains the first optimum (robust to plateaus)
+    run = [idx[0]]
+    for i in idx[1:]:
+        if i == run[-1] + 1:
+            run.append(i)
+        else:
+            break
+    return float(grid[run[len(run) // 2]])
+
+
+def fit_thresholds_f1(probs, y_true, grid=THRESHOLD_GRID, default: float = DEFAULT_THRESHOLD) -> np.ndarray:
+    """Per class, the threshold maximising that class's F1 (``default`` for classes without positives)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    t = _as_bool(y_true)
+    grid = np.asarray(grid, dtype=np.float64)
+    out = np.full(probs.shape[1], default, dtype=np.float64)
+    for c in range(probs.shape[1]):
+        if t[:, c].any():
+            out[c] = _best_threshold(probs[:, c], t[:, c], grid)
+    return out
+
+
+def fit_thresholds_ratio(probs, ratios, lo: float = 0.01, hi: float = 0.99) -> np.ndarray:
+    """Per class, the threshold whose predicted-positive rate on ``probs`` matches ``ratios[c]``.
+
+    ``ratios``: the target share of images positive for each class (e.g. training label
+    frequencies).  Thresholds are clipped to ``[lo, hi]``.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    ratios = np.asarray(ratios, dtype=np.float64)
+    if ratios.shape != (probs.shape[1],):
+        raise ValueError(f"need {probs.shape[1]} class ratios, got shape {ratios.shape}")
+    n = len(probs)
+    out = np.empty(probs.shape[1])
+    for c in range(probs.shape[1]):
+        k = int(round(float(np.clip(ratios[c], 0, 1)) * n))
+        if k <= 0:
+            out[c] = hi
+            continue
+        s = np.sort(probs[:, c])[::-1]
+        # between the k-th and (k+1)-th highest probability: exactly k images are positive
+        out[c] = s[k - 1] if k >= n else 0.5 * (s[k - 1] + s[k])
+    return np.clip(out, lo, hi)
+
+
+def fit_thresholds(method: str, probs, y_true=None, ratios=None) -> np.ndarray:
+    if method == "f1":
+        if y_true is None:
+            raise ValueError("thresholds 'f1' need validation labels")
+        return fit_thresholds_f1(probs, y_true)
+    if method == "ratio":
+        if ratios is None:
+            if y_true is None:
+                raise ValueError("thresholds 'ratio' need class ratios or labels")
+            ratios = _as_bool(y_true).mean(0)
+        return fit_thresholds_ratio(probs, ratios)
+    raise ValueError(f"unknown threshold method {method!r}; choose f1 or ratio")
+
+
+# --------------------------------------------------------------------------- attention
+
+
+def mask_cells(mask: np.ndarray, grid: tuple[int, int], dilate: int = 1) -> np.ndarray:
+    """A ``(H, W)`` mask on an ``h x w`` grid (cell on when any pixel is), dilated by ``dilate`` cells.
+
+    Cell ``(i, j)`` covers rows ``[i H/h, (i+1) H/h)`` and columns ``[j W/w, (j+1) W/w)``
+    (the engine's convention).
+    """
+    H, W = mask.shape
+    h, w = grid
+    rows = np.minimum((np.arange(H) * h) // H, h - 1)
+    cols = np.minimum((np.arange(W) * w) // W, w - 1)
+    cells = np.zeros((h, w), bool)
+    ys, xs = np.nonzero(mask)
+    cells[rows[ys], cols[xs]] = True
+    for _ in range(dilate):
+        d = cells.copy()
+        d[1:] |= cells[:-1]
+        d[:-1] |= cells[1:]
+        e = d.copy()
+        e[:, 1:] |= d[:, :-1]
+        e[:, :-1] |= d[:, 1:]
+        cells = e
+    return cells
+
+
+def pointing_hits(attention: np.ndarray, masks: np.ndarray, labels) -> tuple[int, int]:
+    """(hits, pairs) for one image: ``attention [28, h, w]``, ``masks [28, H, W]``, true labels."""
+    hits = total = 0
+    for c in labels:
+        m = masks[c]
+        if not m.any():
+            continue
+        cells = mask_cells(m, attention.shape[-2:])
+        i, j = np.unravel_index(int(np.argmax(attention[c])), attention.shape[-2:])
+        hits += bool(cells[i, j])
+        total += 1
+    return hits, total
+
+
+def pointing_game(attention, masks, labels) -> float:
+    """Share of (image, present class) pairs whose map maximum lies in the dilated mask."""
+    hits = total = 0
+    for a, m, lab in zip(attention, masks, labels):
+        h, t = pointing_hits(a, m, lab)
+        hits, total = hits + h, total + t
+    return hits / total if total else float("nan")
+
+
+# --------------------------------------------------------------------------- retrieval
+
+
+def retrieval_top1(embeddings, groups) -> tuple[float, int]:
+    """(share, n): for each item whose group has another member, is its cosine nearest
+    neighbour among the other items in the same group?"""
+    e = np.asarray(embeddings, dtype=np.float64)
+    e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+    groups = np.asarray(groups)
+    sim = e @ e.T
+    np.fill_diagonal(sim, -np.inf)
+    nn = sim.argmax(1)
+    counts = {g: int((groups == g).sum()) for g in set(groups.tolist())}
+    eligible = np.array([counts[g] > 1 for g in groups.tolist()])
+    if not eligible.any():
+        return float("nan"), 0
+    correct = groups[nn] == groups
+    return float(correct[eligible].mean()), int(eligible.sum())
+
+
+__all__ = [
+    "NUM_CLASSES",
+    "apply_thresholds",
+    "f1_per_class",
+    "fit_thresholds",
+    "fit_thresholds_f1",
+    "fit_thresholds_ratio",
+    "macro_f1",
+    "mask_cells",
+    "pointing_game",
+    "pointing_hits",
+    "retrieval_top1",
+    "score_thresholds",
+]

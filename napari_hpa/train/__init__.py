@@ -1,0 +1,16 @@
+"""Training (layer 3, optional extra ``train``): architectures, losses, data, loop, ONNX export.
+
+Only this package imports torch and timm.  This ``__init__`` stays free of
+heavy imports so that ``napari-hpa --help`` stays fast; import the submodules:
+
+* :mod:`.models`  -- ``build_model(arch, in_chans=4, num_classes=28, pretrained=None, **kw)``
+* :mod:`.losses`  -- focal, symmetric Lovasz hinge, hard-negative BCE, their combination, weighted BCE
+* :mod:`.data`    -- data folder + labels CSV, D4 / random-scale-crop augmentation, stratified folds
+* :mod:`.loop`    -- the training loop (checkpoints, resume, ``config.json``, ``log.csv``)
+* :mod:`.export`  -- ONNX export meeting the model contract, parity check, int8 quantisation
+* :mod:`.cli`     -- ``napari-hpa train`` and ``napari-hpa export``
+"""
+
+ARCHS = ("densenet121", "dual-resnet34", "gapnet", "arcface-resnet", "timm:NAME")
+#: Classification losses (see :mod:`.losses`); ``combo`` is the default.
+LOSSES = ("combo", "focal", "lovasz", "hardneg", "bce", "wbce")

@@ -1,0 +1,103 @@
+"""``napari-hpa train`` and ``napari-hpa export``: argparse only; torch is imported
+inside the command functions, so ``napari-hpa --help`` does not load it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ARCH_HELP = "densenet121, dual-resnet34, gapnet, arcface-resnet, or timm:NAME (any timm backbone)"
+
+
+def _need_torch() -> None:
+    try:
+        import timm  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as exc:
+        from ..errors import TrainingError
+
+        raise TrainingError(f"training needs the 'train' extra ({exc}); pip install 'napari-hpa[train]'") from None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    _need_torch()
+    from .loop import TrainConfig, train
+
+    cfg = TrainConfig(
+        data=str(args.data), labels=None if args.labels is None else str(args.labels), arch=args.arch,
+        size=args.size, epochs=args.epochs, out=str(args.out), folds=args.folds, fold=args.fold,
+        val_data=None if args.val_data is None else str(args.val_data), loss=args.loss,
+        batch_size=args.batch_size, lr=args.lr, resume=args.resume, seed=args.seed, threads=args.threads,
+        workers=args.workers, pretrained=args.pretrained, backbone=args.backbone,
+        limit_steps=args.limit_steps, quiet=args.quiet,
+    )
+    summary = train(cfg, log=lambda m: print(m, file=sys.stderr))
+    print(f"trained {summary['epochs_done']} epochs; run folder {summary['out']} "
+          f"(last.pt, config.json, log.csv)")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    _need_torch()
+    from .export import export_run, parse_thresholds
+
+    report = export_run(
+        args.run_dir, args.out, int8=args.int8, calib=args.calib,
+        thresholds=parse_thresholds(args.thresholds), data=args.data,
+        log=lambda m: print(m, file=sys.stderr),
+    )
+    print(report)
+    return 0
+
+
+def add_train_parsers(sub) -> None:
+    from . import LOSSES
+
+    p = sub.add_parser(
+        "train",
+        help="train a model on a folder of image sets (needs the 'train' extra)",
+        description="Train an architecture on DIR's image sets and labels; writes RUN_DIR/config.json, "
+        "log.csv and last.pt (a checkpoint after every epoch; --resume continues from it).",
+    )
+    p.add_argument("--data", type=Path, required=True, metavar="DIR", help="folder of image sets")
+    p.add_argument("--labels", type=Path, metavar="CSV", help="labels CSV (default DIR/labels.csv)")
+    p.add_argument("--arch", required=True, help=ARCH_HELP)
+    p.add_argument("--size", type=int, default=256, help="input size in pixels (default 256)")
+    p.add_argument("--epochs", type=int, default=10, help="epochs in all (default 10)")
+    p.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder")
+    p.add_argument("--folds", type=int, default=0, metavar="K",
+                   help="multi-label stratified K folds; validate on fold --fold (default: no split)")
+    p.add_argument("--fold", type=int, default=0, metavar="I", help="the held-out fold (default 0)")
+    p.add_argument("--val-data", type=Path, metavar="DIR", help="validate on another folder instead")
+    p.add_argument("--loss", choices=LOSSES, default="combo",
+                   help="classification loss (default combo = focal + symmetric Lovasz + hard-negative BCE)")
+    p.add_argument("--batch-size", type=int, default=16, help="default 16")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW, cosine; default 1e-3)")
+    p.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt up to --epochs")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
+    p.add_argument("--backbone", help="backbone of dual-resnet34 / gapnet / arcface-resnet (e.g. resnet18)")
+    p.add_argument("--pretrained", metavar="PATH|timm",
+                   help="backbone weights: a state-dict file (3-channel ones are adapted: yellow from red) "
+                   "or 'timm' for timm's hub weights")
+    p.add_argument("--limit-steps", type=int, metavar="N", help="at most N steps per epoch (quick runs)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "export",
+        help="export a training run to an ONNX model that meets the model contract",
+        description="Export RUN_DIR/last.pt to ONNX (opset 17, dynamic batch, contract metadata), check it "
+        "with onnxruntime and compare its logits with torch on images of the training data.",
+    )
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
+    p.add_argument("--int8", action="store_true", help="static int8 quantisation (QDQ, per-channel)")
+    p.add_argument("--calib", type=Path, metavar="DIR", help="calibration image sets for --int8")
+    p.add_argument("--thresholds", metavar="T",
+                   help="per-class thresholds to store: one number, 28 comma-separated, or a JSON file")
+    p.add_argument("--data", type=Path, metavar="DIR",
+                   help="images for the parity check (default: the run's training data)")
+    p.set_defaults(func=cmd_export)

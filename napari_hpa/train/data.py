@@ -1,0 +1,191 @@
+"""Training data: a folder of image sets + a labels CSV, augmentation, stratified folds.
+
+:func:`load_data` checks everything that can be checked cheaply before any long
+work (folder exists and holds image sets, the labels CSV parses, every labelled id
+has an image set) and raises :class:`~napari_hpa.errors.TrainingError` naming the
+problem.  :class:`HPADataset` reads a set with :func:`~napari_hpa.imageset.read_set`,
+makes the contract's model input with :func:`~napari_hpa.imageset.to_model_input`
+at the training size, and augments it with a random D4 transform (the
+``engine.tta`` convention: optional transpose, then ``k`` quarter turns) and a
+random scale crop (a square of 70-100 % of the side, resized back).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..classes import NUM_CLASSES
+from ..errors import HPAError, TrainingError
+from ..imageset import SetSource, find_sets, read_set, to_model_input
+
+
+@dataclass
+class DataSpec:
+    folder: Path
+    labels_path: Path
+    ids: list[str]
+    targets: np.ndarray  # [N, 28] float32 0/1
+    antibodies: list[str]  # "" where the labels CSV has no Antibody column
+    sources: dict[str, SetSource] = field(repr=False, default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def antibody_ids(self) -> np.ndarray:
+        """Integer antibody identity per image (0..n_ids-1, in order of first appearance)."""
+        index: dict[str, int] = {}
+        return np.array([index.setdefault(a or f"__{i}", len(index)) for i, a in enumerate(self.antibodies)])
+
+    @property
+    def class_frequencies(self) -> np.ndarray:
+        return self.targets.mean(0) if len(self.ids) else np.zeros(NUM_CLASSES)
+
+
+def describe_data(folder: str | Path, n: int | None = None) -> str:
+    """A one-line description of a data folder (the generator's ``synth.json`` when present)."""
+    folder = Path(folder)
+    meta = folder / "synth.json"
+    if meta.is_file():
+        try:
+            p = json.loads(meta.read_text())
+            return (
+                f"napari-hpa synthetic generator v{p.get('generator_version')}, seed {p.get('seed')}, "
+                f"n {n if n is not None else p.get('n')}, size {p.get('size')}, freq {p.get('freq')}, "
+                f"fields_per_antibody {p.get('fields_per_antibody')}"
+            )
+        except (OSError, ValueError):
+            pass
+    return f"folder {folder.name!r}, {n} image sets"
+
+
+def load_data(folder: str | Path, labels: str | Path | None = None) -> DataSpec:
+    from ..labels import read_labels
+
+    folder = Path(folder)
+    if not folder.exists():
+        raise TrainingError(f"data folder {folder}: no such folder")
+    if not folder.is_dir():
+        raise TrainingError(f"data folder {folder} is not a folder")
+    labels_path = Path(labels) if labels is not None else folder / "labels.csv"
+    if not labels_path.is_file():
+        raise TrainingError(
+            f"labels CSV {labels_path}: no such file (pass --labels, or put labels.csv in {folder})"
+        )
+    try:
+        table = read_labels(labels_path)
+    except HPAError as exc:
+        raise TrainingError(f"labels CSV is malformed: {exc}") from None
+    if not len(table):
+        raise TrainingError(f"labels CSV {labels_path} has no rows")
+    sources = {s.id: s for s in find_sets(folder)}
+    if not sources:
+        raise TrainingError(f"data folder {folder} holds no image sets ({{id}}_{{red,green,blue,yellow}}.png ...)")
+    missing = [i for i in table.ids if i not in sources]
+    if missing:
+        raise TrainingError(
+            f"labels CSV {labels_path} names {len(missing)} id(s) without an image set in {folder}: "
+            + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        )
+    ids = table.ids
+    targets = np.zeros((len(ids), NUM_CLASSES), np.float32)
+    for i, t in enumerate(table.targets.values()):
+        targets[i, list(t)] = 1.0
+    ab = table.extra.get("Antibody", {})
+    return DataSpec(folder, labels_path, ids, targets, [ab.get(i, "") for i in ids], sources)
+
+
+def make_folds(targets: np.ndarray, k: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Multi-label stratified K folds (iterative stratification): ``[(train_idx, val_idx)] * k``."""
+    if k < 2:
+        raise TrainingError(f"--folds must be at least 2 (got {k})")
+    if k > len(targets):
+        raise TrainingError(f"--folds {k} is more than the {len(targets)} labelled images")
+    from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+
+    mskf = MultilabelStratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    return [(np.asarray(a), np.asarray(b)) for a, b in mskf.split(np.zeros(len(targets)), targets)]
+
+
+# --------------------------------------------------------------------------- augmentation (numpy)
+
+
+def d4(x: np.ndarray, transpose: bool, k: int) -> np.ndarray:
+    """The ``engine.tta`` transform ``(transpose, k)`` on ``[..., S, S]``."""
+    from ..engine import tta
+
+    return tta.apply(x, (bool(transpose), int(k)))
+
+
+def random_scale_crop(x: np.ndarray, rng: np.random.Generator, lo: float = 0.7) -> np.ndarray:
+    """A random square crop of ``lo``-100 % of the side, resized back to the side."""
+    s = x.shape[-1]
+    side = int(round(s * rng.uniform(lo, 1.0)))
+    if side >= s:
+        return x
+    y0, x0 = rng.integers(0, s - side + 1, size=2)
+    crop = x[:, y0 : y0 + side, x0 : x0 + side]
+    from skimage.transform import resize
+
+    return resize(crop, (x.shape[0], s, s), order=1, anti_aliasing=False, preserve_range=True).astype(np.float32)
+
+
+def augment(x: np.ndarray, rng: np.random.Generator, scale_p: float = 0.5) -> np.ndarray:
+    if rng.random() < scale_p:
+        x = random_scale_crop(x, rng)
+    return np.ascontiguousarray(d4(x, rng.random() < 0.5, int(rng.integers(4))))
+
+
+# --------------------------------------------------------------------------- torch dataset
+
+
+def _torch_dataset_base():
+    import torch.utils.data
+
+    return torch.utils.data.Dataset
+
+
+class HPADataset(_torch_dataset_base()):
+    """Items: ``{"image": float32 [4, S, S], "target": float32 [28], "antibody": int, "index": int}``."""
+
+    def __init__(self, spec: DataSpec, indices, size: int, augment: bool = False, seed: int = 0,
+                 cache: bool = True):
+        self.spec = spec
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.size = int(size)
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+        self.ab = spec.antibody_ids
+        self.cache: dict[int, np.ndarray] | None = {} if cache else None
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def load(self, i: int) -> np.ndarray:
+        if self.cache is not None and i in self.cache:
+            return self.cache[i]
+        image_id = self.spec.ids[i]
+        x = to_model_input(read_set(self.spec.sources[image_id]).data, self.size)
+        if self.cache is not None:
+            self.cache[i] = x
+        return x
+
+    def __getitem__(self, j: int) -> dict:
+        import torch
+
+        i = int(self.indices[j])
+        x = self.load(i)
+        if self.augment:
+            rng = np.random.default_rng((self.seed, self.epoch, i))
+            x = augment(x, rng)
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+            "target": torch.from_numpy(self.spec.targets[i]),
+            "antibody": int(self.ab[i]),
+            "index": i,
+        }

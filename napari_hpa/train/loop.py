@@ -1,0 +1,343 @@
+"""The training loop: seeded, a checkpoint per epoch, resumable.
+
+A run folder holds
+
+* ``config.json`` -- the arguments, the architecture and its build options, the data
+  description (``trained_on``), the training class frequencies, versions;
+* ``log.csv`` -- ``epoch,train_loss,val_loss,val_macro_f1,seconds`` (one row per epoch;
+  the validation columns are empty without a validation split);
+* ``last.pt`` -- the checkpoint written (atomically) after every epoch: model,
+  optimizer, scheduler, the number of epochs done, the arguments and the
+  architecture.  ``--resume`` continues from it up to ``--epochs``.
+
+Validation: ``--folds K --fold i`` holds out fold ``i`` of a multi-label stratified
+K-fold split of the labels; ``--val-data DIR`` validates on another folder instead;
+with neither, nothing is held out.  Validation F1 is the macro F1 at threshold 0.5
+with the top class forced (fitted thresholds come later, at ``ensemble build``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import TrainingError
+from .data import DataSpec, HPADataset, describe_data, load_data, make_folds
+from .losses import LOSSES, make_criterion, pos_weights
+from .models import build_model, check_arch
+
+CHECKPOINT_VERSION = 1
+LOG_HEADER = ["epoch", "train_loss", "val_loss", "val_macro_f1", "seconds"]
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    arch: str
+    out: str
+    size: int = 256
+    epochs: int = 10
+    labels: str | None = None
+    folds: int = 0
+    fold: int = 0
+    val_data: str | None = None
+    loss: str = "combo"
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    resume: bool = False
+    seed: int = 0
+    threads: int | None = None
+    workers: int = 0
+    pretrained: str | None = None
+    backbone: str | None = None
+    limit_steps: int | None = None  # steps per epoch (for timing runs and tests)
+    quiet: bool = False
+    cache: bool = True
+    extra: dict = field(default_factory=dict)  # further build_model keyword arguments
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """Yields ``(epoch, j)``: a seeded permutation per epoch (the epoch seeds augmentation too)."""
+
+    def __init__(self, n: int, seed: int, shuffle: bool):
+        self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        order = np.random.default_rng((self.seed, self.epoch)).permutation(self.n) if self.shuffle else range(self.n)
+        return iter((self.epoch, int(j)) for j in order)
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class _EpochDataset(torch.utils.data.Dataset):
+    def __init__(self, base: HPADataset):
+        self.base = base
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, key):
+        epoch, j = key if isinstance(key, tuple) else (0, key)
+        self.base.epoch = epoch
+        return self.base[j]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_kwargs(cfg: TrainConfig, spec: DataSpec) -> dict:
+    kw = dict(cfg.extra)
+    if cfg.backbone:
+        if cfg.arch not in ("dual-resnet34", "gapnet", "arcface-resnet"):
+            raise TrainingError(f"--backbone applies to dual-resnet34, gapnet and arcface-resnet, not {cfg.arch}")
+        kw["backbone"] = cfg.backbone
+    if cfg.arch == "arcface-resnet":
+        kw["num_ids"] = int(spec.antibody_ids.max()) + 1
+    return kw
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise TrainingError(f"checkpoint {path}: no such file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds
+        raise TrainingError(f"checkpoint {path} cannot be read ({exc})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("napari_hpa_checkpoint") != CHECKPOINT_VERSION:
+        raise TrainingError(f"checkpoint {path} is not a napari-hpa training checkpoint")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict):
+    model = build_model(ckpt["arch"], **ckpt["build_kwargs"])
+    model.load_state_dict(ckpt["model"])
+    return model
+
+
+def _val_split(cfg: TrainConfig, spec: DataSpec):
+    """(train DataSpec, train indices, val DataSpec or None, val indices)."""
+    if cfg.val_data:
+        val = load_data(cfg.val_data)
+        return np.arange(len(spec)), val, np.arange(len(val))
+    if cfg.folds:
+        if not 0 <= cfg.fold < cfg.folds:
+            raise TrainingError(f"--fold must be in 0..{cfg.folds - 1} (got {cfg.fold})")
+        tr, va = make_folds(spec.targets, cfg.folds, cfg.seed)[cfg.fold]
+        return tr, spec, va
+    return np.arange(len(spec)), None, np.zeros(0, np.int64)
+
+
+def validate_inputs(cfg: TrainConfig):
+    """Every check that needs no training; returns (spec, train_idx, val_spec, val_idx, resume ckpt)."""
+    check_arch(cfg.arch)
+    if cfg.loss not in LOSSES:
+        raise TrainingError(f"unknown loss {cfg.loss!r}; choose one of {', '.join(LOSSES)}")
+    if cfg.size < 32:
+        raise TrainingError(f"--size must be at least 32 (got {cfg.size})")
+    if cfg.epochs < 1 or cfg.batch_size < 1:
+        raise TrainingError("--epochs and --batch-size must be positive")
+    out = Path(cfg.out)
+    ckpt = None
+    if cfg.resume:
+        ckpt = load_checkpoint(out / "last.pt")
+        if ckpt["arch"] != cfg.arch:
+            raise TrainingError(
+                f"checkpoint {out / 'last.pt'} is from architecture {ckpt['arch']!r}, not {cfg.arch!r}; "
+                "pass the same --arch or start a new run folder"
+            )
+    elif (out / "last.pt").exists() or (out / "config.json").exists():
+        raise TrainingError(f"{out} already holds a training run; pass --resume or choose a new --out folder")
+    spec = load_data(cfg.data, cfg.labels)
+    tr, val_spec, va = _val_split(cfg, spec)
+    if len(tr) < 2:
+        raise TrainingError("need at least 2 training images")
+    if cfg.pretrained and cfg.pretrained != "timm" and not Path(cfg.pretrained).is_file():
+        raise TrainingError(f"--pretrained {cfg.pretrained}: no such file")
+    return spec, tr, val_spec, va, ckpt
+
+
+def _lr_lambda(total_steps: int, warmup: int):
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        p = (step - warmup) / max(1, total_steps - warmup)
+        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, p)))
+
+    return f
+
+
+def _loader(ds: HPADataset, cfg: TrainConfig, shuffle: bool, seed: int):
+    sampler = EpochSampler(len(ds), seed, shuffle)
+    loader = torch.utils.data.DataLoader(
+        _EpochDataset(ds),
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        num_workers=cfg.workers,
+        persistent_workers=cfg.workers > 0,
+        drop_last=shuffle and len(ds) > cfg.batch_size,
+    )
+    return loader, sampler
+
+
+def evaluate_split(model, loader, criterion, same_ids: bool = True) -> tuple[float, float, np.ndarray]:
+    """(val loss, macro F1 at 0.5 with the top class forced, probabilities).
+
+    ``same_ids``: the validation images' antibody ids index the training ArcFace head
+    (a held-out fold); for another folder they do not, and the ArcFace term is left out.
+    """
+    from ..metrics import macro_f1, apply_thresholds
+
+    model.eval()
+    losses, probs, targets = [], [], []
+    with torch.no_grad():
+        for batch in loader:
+            out = model(batch["image"])
+            if not same_ids:
+                batch = {k: v for k, v in batch.items() if k != "antibody"}
+            loss, _ = criterion(out, batch)
+            losses.append(float(loss) * len(batch["image"]))
+            probs.append(torch.sigmoid(out["logits"]).numpy())
+            targets.append(batch["target"].numpy())
+    p, t = np.concatenate(probs), np.concatenate(targets)
+    f1 = macro_f1(t, apply_thresholds(p, np.full(p.shape[1], 0.5), True))
+    return sum(losses) / len(p), f1, p
+
+
+def train(cfg: TrainConfig, log=print) -> dict:
+    """Run (or resume) training; returns a summary dict."""
+    spec, tr_idx, val_spec, va_idx, ckpt = validate_inputs(cfg)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    seed_everything(cfg.seed)
+    kw = ckpt["build_kwargs"] if ckpt else build_kwargs(cfg, spec)
+    model = build_model(cfg.arch, pretrained=None if ckpt else cfg.pretrained, **kw)
+    if ckpt:
+        model.load_state_dict(ckpt["model"])
+    pw = pos_weights(torch.from_numpy(spec.targets[tr_idx]))
+    criterion = make_criterion(cfg.arch, cfg.loss, pw, model)
+    train_ds = HPADataset(spec, tr_idx, cfg.size, augment=True, seed=cfg.seed, cache=cfg.cache)
+    train_loader, train_sampler = _loader(train_ds, cfg, True, cfg.seed)
+    val_loader = None
+    if val_spec is not None and len(va_idx):
+        val_loader, _ = _loader(HPADataset(val_spec, va_idx, cfg.size, cache=cfg.cache), cfg, False, cfg.seed)
+    steps_per_epoch = len(train_loader)
+    if cfg.limit_steps:
+        steps_per_epoch = min(steps_per_epoch, cfg.limit_steps)
+    total_steps = steps_per_epoch * cfg.epochs
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(total_steps, max(1, min(100, total_steps // 20))))
+    start = 0
+    if ckpt:
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        start = int(ckpt["epoch"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        if start >= cfg.epochs:
+            log(f"{out}: already trained {start} epochs (--epochs {cfg.epochs}); nothing to do")
+    trained_on = describe_data(cfg.data, len(spec))
+    config = {
+        "napari_hpa_run": 1,
+        "args": {**{k: v for k, v in asdict(cfg).items() if k not in ("resume", "quiet")},
+                 "data": str(Path(cfg.data).resolve())},
+        "arch": cfg.arch,
+        "build_kwargs": kw,
+        "input_size": cfg.size,
+        "trained_on": trained_on,
+        "data": str(Path(cfg.data).resolve()),
+        "n_train": int(len(tr_idx)),
+        "n_val": int(len(va_idx)),
+        "train_class_frequencies": [round(float(f), 6) for f in spec.targets[tr_idx].mean(0)],
+        "versions": {"torch": torch.__version__, "timm": __import__("timm").__version__},
+    }
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    log_path = out / "log.csv"
+    if not log_path.exists():
+        log_path.write_text(",".join(LOG_HEADER) + "\n")
+
+    from tqdm import tqdm
+
+    t_run = time.perf_counter()
+    history = []
+    for epoch in range(start, cfg.epochs):
+        model.train()
+        train_sampler.set_epoch(epoch)
+        t0 = time.perf_counter()
+        seen, loss_sum = 0, 0.0
+        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
+                   file=sys.stderr, disable=cfg.quiet, dynamic_ncols=True)
+        for step, batch in enumerate(train_loader):
+            if step >= steps_per_epoch:
+                break
+            out_t = model(batch["image"])
+            loss, parts = criterion(out_t, batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            n = len(batch["image"])
+            seen += n
+            loss_sum += float(loss.detach()) * n
+            dt = time.perf_counter() - t0
+            left = (cfg.epochs - epoch) * steps_per_epoch - (step + 1)
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", img_s=f"{seen / dt:.1f}",
+                            eta_run=f"{left * dt / (step + 1) / 60:.1f}min")
+            bar.update(1)
+        bar.close()
+        train_loss = loss_sum / max(seen, 1)
+        val_loss = val_f1 = None
+        if val_loader is not None:
+            val_loss, val_f1, _ = evaluate_split(model, val_loader, criterion, val_spec is spec)
+        seconds = time.perf_counter() - t0
+        _atomic_torch_save(
+            {
+                "napari_hpa_checkpoint": CHECKPOINT_VERSION,
+                "arch": cfg.arch,
+                "build_kwargs": kw,
+                "input_size": cfg.size,
+                "trained_on": trained_on,
+                "args": config["args"],
+                "epoch": epoch + 1,
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+            },
+            out / "last.pt",
+        )
+        row = [epoch + 1, f"{train_loss:.6f}", "" if val_loss is None else f"{val_loss:.6f}",
+               "" if val_f1 is None else f"{val_f1:.4f}", f"{seconds:.1f}"]
+        with open(log_path, "a", newline="") as fh:
+            csv.writer(fh).writerow(row)
+        history.append(dict(zip(LOG_HEADER, row)))
+        log(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f}"
+            + ("" if val_loss is None else f", val loss {val_loss:.4f}, val macro F1 {val_f1:.4f}")
+            + f" ({seconds:.0f} s)")
+    return {"out": str(out), "epochs_done": max(start, cfg.epochs), "history": history,
+            "seconds": time.perf_counter() - t_run}

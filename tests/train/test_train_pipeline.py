@@ -1,0 +1,228 @@
+"""Train -> export -> onnxruntime -> contract + parity, resume, overfit, bad input, ensemble build."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("timm")
+pytest.importorskip("onnx")
+pytest.importorskip("iterstrat")
+
+from napari_hpa.cli import main  # noqa: E402
+
+ARCHS = ["densenet121", "dual-resnet34", "gapnet", "arcface-resnet", "timm:resnet18"]
+EXPECTED_OUTPUTS = {
+    "densenet121": {"logits"},
+    "dual-resnet34": {"logits", "attention"},
+    "gapnet": {"logits"},
+    "arcface-resnet": {"logits", "embedding"},
+    "timm:resnet18": {"logits"},
+}
+
+
+def _train(data, out, arch, *extra):
+    return main(
+        ["train", "--data", str(data), "--arch", arch, "--size", "64", "--epochs", "1", "--out", str(out),
+         "--folds", "4", "--fold", "0", "--batch-size", "4", "--limit-steps", "2", "--threads", "2",
+         "--seed", "0", "-q", *extra]
+    )
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_data, tmp_path_factory):
+    """Each architecture trained for 2 steps and exported: arch -> (run dir, onnx path, export stdout)."""
+    root = tmp_path_factory.mktemp("runs")
+    out = {}
+    for arch in ARCHS:
+        name = arch.replace(":", "_")
+        run = root / name
+        assert _train(tiny_data, run, arch) == 0
+        onnx_path = root / f"{name}.onnx"
+        assert main(["export", str(run), "--out", str(onnx_path)]) == 0
+        out[arch] = (run, onnx_path)
+    return out
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_train_export_contract_parity(arch, exported, tiny_data):
+    import onnxruntime as ort
+
+    from napari_hpa.engine.contract import check_contract
+    from napari_hpa.train.export import load_images
+    from napari_hpa.train.loop import load_checkpoint, model_from_checkpoint
+
+    run, path = exported[arch]
+    config = json.loads((run / "config.json").read_text())
+    assert config["arch"] == arch and config["input_size"] == 64
+    assert "synthetic generator v" in config["trained_on"] and "seed 1" in config["trained_on"]
+    rows = list(csv.DictReader(open(run / "log.csv")))
+    assert [r["epoch"] for r in rows] == ["1"]
+    assert set(rows[0]) == {"epoch", "train_loss", "val_loss", "val_macro_f1", "seconds"}
+    assert float(rows[0]["val_macro_f1"]) >= 0
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    info = check_contract(sess, path)
+    assert info.arch == arch and info.input_size == 64
+    assert {o.name for o in sess.get_outputs()} == EXPECTED_OUTPUTS[arch]
+    assert sess.get_inputs()[0].shape[0] == "N"  # dynamic batch
+
+    x = load_images(tiny_data, 64, 5)  # an odd batch size: the batch is dynamic
+    model = model_from_checkpoint(load_checkpoint(run / "last.pt")).eval()
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x))
+    got = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"image": x})))
+    assert np.abs(ref["logits"].numpy() - got["logits"]).max() < 1e-3
+    if "attention" in got:
+        assert got["attention"].shape == (5, 28, 4, 4)
+        assert np.abs(ref["attention"].numpy() - got["attention"]).max() < 1e-4
+    if "embedding" in got:
+        assert np.allclose(np.linalg.norm(got["embedding"], axis=1), 1, atol=1e-4)
+
+
+def test_export_prints_parity_and_int8(exported, tiny_data, tmp_path, capsys):
+    run, _ = exported["gapnet"]
+    out = tmp_path / "q.onnx"
+    assert main(["export", str(run), "--out", str(out), "--int8", "--calib", str(tiny_data),
+                 "--thresholds", "0.4"]) == 0
+    text = capsys.readouterr()
+    assert "max abs logit difference" in text.err + text.out
+    assert "label agreement" in text.out
+    import onnxruntime as ort
+
+    from napari_hpa.engine.contract import check_contract
+
+    info = check_contract(ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]), out)
+    assert info.thresholds == (0.4,) * 28
+    ops = {n.op_type for n in __import__("onnx").load(str(out)).graph.node}
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+
+
+def test_resume_continues_epoch_count(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    assert _train(tiny_data, run, "gapnet") == 0
+    ck1 = torch.load(run / "last.pt", weights_only=True)
+    assert ck1["epoch"] == 1
+    assert _train(tiny_data, run, "gapnet", "--epochs", "2", "--resume") == 0
+    ck2 = torch.load(run / "last.pt", weights_only=True)
+    assert ck2["epoch"] == 2 and ck2["arch"] == "gapnet"
+    rows = list(csv.DictReader(open(run / "log.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    # the weights moved on from the first checkpoint
+    k = next(k for k in ck1["model"] if k.endswith("fc2.weight"))
+    assert not torch.equal(ck1["model"][k], ck2["model"][k])
+
+
+def test_training_is_seeded(tiny_data, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert _train(tiny_data, a, "timm:resnet18") == 0
+    assert _train(tiny_data, b, "timm:resnet18") == 0
+    ma = torch.load(a / "last.pt", weights_only=True)["model"]
+    mb = torch.load(b / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(ma[k], mb[k]) for k in ma)
+
+
+@pytest.mark.parametrize("arch", ["dual-resnet34", "arcface-resnet", "gapnet", "densenet121"])
+def test_loss_goes_down_on_a_fixed_batch(arch, tiny_data):
+    from napari_hpa.train.data import HPADataset, load_data
+    from napari_hpa.train.losses import make_criterion, pos_weights
+    from napari_hpa.train.models import build_model
+
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    spec = load_data(tiny_data)
+    ds = HPADataset(spec, np.arange(8), 64)
+    batch = {k: torch.stack([torch.as_tensor(ds[i][k]) for i in range(8)]) for k in ("image", "target", "antibody")}
+    kw = {"num_ids": int(spec.antibody_ids.max()) + 1} if arch == "arcface-resnet" else {}
+    if arch in ("dual-resnet34", "arcface-resnet"):
+        kw["backbone"] = "resnet18"  # the same code path, half the CPU time
+    model = build_model(arch, **kw)
+    crit = make_criterion(arch, "combo", pos_weights(batch["target"]), model)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    history = []
+    for _ in range(20):
+        loss, _ = crit(model(batch["image"]), batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.append(float(loss.detach()))
+    assert np.mean(history[-3:]) < 0.85 * np.mean(history[:3]), history
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def _error(capsys, argv) -> str:
+    assert main(argv) == 2
+    return capsys.readouterr().err
+
+
+def test_missing_folder(tmp_path, capsys):
+    err = _error(capsys, ["train", "--data", str(tmp_path / "nope"), "--arch", "gapnet", "--out", str(tmp_path / "r")])
+    assert "no such folder" in err and "nope" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_malformed_folder(tmp_path, capsys):
+    (tmp_path / "d").mkdir()
+    err = _error(capsys, ["train", "--data", str(tmp_path / "d"), "--arch", "gapnet", "--out", str(tmp_path / "r")])
+    assert "labels.csv" in err
+    (tmp_path / "d" / "labels.csv").write_text("Id,Target\nx,99\n")
+    err = _error(capsys, ["train", "--data", str(tmp_path / "d"), "--arch", "gapnet", "--out", str(tmp_path / "r")])
+    assert "line 2" in err and "99" in err
+
+
+def test_unknown_arch(tiny_data, tmp_path, capsys):
+    err = _error(capsys, ["train", "--data", str(tiny_data), "--arch", "timm:no_such_net", "--out", str(tmp_path / "r")])
+    assert "timm does not know" in err
+    err = _error(capsys, ["train", "--data", str(tiny_data), "--arch", "resnet9000", "--out", str(tmp_path / "r")])
+    assert "unknown architecture 'resnet9000'" in err
+
+
+def test_labels_naming_unknown_ids(tiny_data, tmp_path, capsys):
+    labels = tmp_path / "labels.csv"
+    labels.write_text((tiny_data / "labels.csv").read_text() + "ghost_0001,3,abX\n")
+    err = _error(capsys, ["train", "--data", str(tiny_data), "--labels", str(labels), "--arch", "gapnet",
+                          "--out", str(tmp_path / "r")])
+    assert "ghost_0001" in err and "without an image set" in err
+
+
+def test_checkpoint_of_another_arch(exported, tiny_data, capsys):
+    run, _ = exported["dual-resnet34"]
+    err = _error(capsys, ["train", "--data", str(tiny_data), "--arch", "gapnet", "--out", str(run), "--resume"])
+    assert "architecture 'dual-resnet34', not 'gapnet'" in err
+    err = _error(capsys, ["train", "--data", str(tiny_data), "--arch", "dual-resnet34", "--out", str(run)])
+    assert "already holds a training run" in err
+
+
+def test_export_bad_input(tmp_path, capsys):
+    err = _error(capsys, ["export", str(tmp_path / "none"), "--out", str(tmp_path / "m.onnx")])
+    assert "no such folder" in err
+
+
+# --------------------------------------------------------------------------- ensemble
+
+
+def test_ensemble_build_and_evaluate(exported, tiny_data, tmp_path, capsys):
+    from napari_hpa.engine import Ensemble
+
+    members = [str(exported[a][1]) for a in ("dual-resnet34", "arcface-resnet", "gapnet")]
+    manifest = tmp_path / "models" / "tiny" / "ensemble.json"
+    emb = exported["arcface-resnet"][1].stem
+    assert main(["ensemble", "build", *members, "--val", str(tiny_data), "--out", str(manifest),
+                 "--thresholds", "ratio", "--tta", "flip", "--embedding-member", emb, "-q"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("member ") == 3 and "ensemble: macro F1" in out
+    ens = Ensemble.load(manifest)
+    assert ens.spec.thresholds is not None and len(ens.spec.thresholds) == 28
+    assert ens.spec.tta == "flip" and ens.embedding_member.name == emb
+    assert main(["evaluate", "--models", str(manifest), "--data", str(tiny_data), "--json", "-q"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n_images"] == 16
+    assert 0 <= report["macro_f1"] <= 1
+    assert report["pointing_game"] is not None and report["pointing_pairs"] > 0
+    assert report["retrieval_top1"] is not None and report["retrieval_n"] == 16
