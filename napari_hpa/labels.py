@@ -18,9 +18,13 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .classes import NUM_CLASSES
 from .errors import LabelsCSVError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Target = tuple[int, ...]
 
@@ -62,6 +66,25 @@ def format_target(target: Iterable[int]) -> str:
     return " ".join(str(i) for i in sorted(set(int(i) for i in target)))
 
 
+def _data_rows(rows, header: list[str], i_id: int, path: Path, fields: str):
+    """``(line, id, row)`` for each data row, refusing wrong field counts, empty or repeated ids."""
+    seen: set[str] = set()
+    for lineno, row in enumerate(rows, start=2):
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue  # blank line
+        if len(row) != len(header):
+            raise LabelsCSVError(
+                f"expected {len(header)} fields ({fields}), found {len(row)}", path=path, line=lineno
+            )
+        image_id = row[i_id].strip()
+        if not image_id:
+            raise LabelsCSVError("the Id is empty", path=path, line=lineno)
+        if image_id in seen:
+            raise LabelsCSVError(f"duplicate Id {image_id!r}", path=path, line=lineno)
+        seen.add(image_id)
+        yield lineno, image_id, row
+
+
 def read_labels(path: str | Path, column: str | None = None) -> LabelTable:
     """Read a Kaggle-format labels CSV.
 
@@ -98,20 +121,7 @@ def read_labels(path: str | Path, column: str | None = None) -> LabelTable:
     i_id, i_target = header.index("Id"), header.index(column)
     extra_names = [h for h in header if h not in ("Id", column)]
     table = LabelTable(targets={}, extra={h: {} for h in extra_names}, column=column)
-    for lineno, row in enumerate(rows, start=2):
-        if not row or (len(row) == 1 and not row[0].strip()):
-            continue  # blank line
-        if len(row) != len(header):
-            raise LabelsCSVError(
-                f"expected {len(header)} fields ({','.join(header)}), found {len(row)}",
-                path=path,
-                line=lineno,
-            )
-        image_id = row[i_id].strip()
-        if not image_id:
-            raise LabelsCSVError("the Id is empty", path=path, line=lineno)
-        if image_id in table.targets:
-            raise LabelsCSVError(f"duplicate Id {image_id!r}", path=path, line=lineno)
+    for lineno, image_id, row in _data_rows(rows, header, i_id, path, ",".join(header)):
         try:
             table.targets[image_id] = parse_target(row[i_target])
         except ValueError as exc:
@@ -189,7 +199,7 @@ def _probability_column_index(name: str) -> int | None:
 
 def read_probabilities(
     path: str | Path, expected_ids: Iterable[str] | None = None
-) -> tuple[list[str], "np.ndarray"]:
+) -> tuple[list[str], np.ndarray]:
     """Read a probabilities CSV: ``Id`` + one column per class -> ``(ids, (N, 28) float64)``.
 
     Class columns are named with the class names (``Nucleoplasm``, ...) or with
@@ -253,33 +263,19 @@ def read_probabilities(
 
     expected = None if expected_ids is None else set(expected_ids)
     ids: list[str] = []
-    seen_ids: set[str] = set()
     values: list[list[str]] = []
     lines: list[int] = []
-    for lineno, row in enumerate(rows, start=2):
-        if not row or (len(row) == 1 and not row[0].strip()):
-            continue
-        if len(row) != len(header):
-            raise LabelsCSVError(
-                f"expected {len(header)} fields (Id + 28 classes), found {len(row)}",
-                path=path,
-                line=lineno,
-            )
-        image_id = row[i_id].strip()
-        if not image_id:
-            raise LabelsCSVError("the Id is empty", path=path, line=lineno)
-        if image_id in seen_ids:
-            raise LabelsCSVError(f"duplicate Id {image_id!r}", path=path, line=lineno)
+    for lineno, image_id, row in _data_rows(rows, header, i_id, path, "Id + 28 classes"):
         if expected is not None and image_id not in expected:
             raise LabelsCSVError(
                 f"Id {image_id!r} is not among the labelled ids", path=path, line=lineno
             )
-        seen_ids.add(image_id)
         ids.append(image_id)
         values.append([row[j] for j in data_cols])
         lines.append(lineno)
-    if expected is not None and len(seen_ids) != len(expected):
-        absent = [i for i in expected_ids if i not in seen_ids]  # type: ignore[union-attr]
+    if expected is not None and len(ids) != len(expected):
+        found = set(ids)
+        absent = [i for i in expected_ids if i not in found]  # type: ignore[union-attr]
         shown = ", ".join(repr(i) for i in absent[:3])
         more = f" and {len(absent) - 3} more" if len(absent) > 3 else ""
         raise LabelsCSVError(f"no row for Id {shown}{more}", path=path)

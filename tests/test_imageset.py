@@ -8,7 +8,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import tifffile
-from conftest import REAL_KAGGLE_ID, REAL_V18_ID, random_set, write_channel_files
+from hpa_testing import REAL_KAGGLE_ID, REAL_V18_ID, random_set, write_channel_files
 from skimage.transform import resize
 
 from napari_hpa.classes import CHANNELS

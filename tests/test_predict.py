@@ -6,7 +6,7 @@ import csv
 
 import numpy as np
 import pytest
-from conftest import random_set, write_channel_files
+from hpa_testing import random_set, write_channel_files
 from onnx_toys import make_toy
 
 from napari_hpa.classes import CLASS_NAMES

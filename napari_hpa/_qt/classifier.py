@@ -32,6 +32,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ._common import ErrorLabel
 from ..classes import CHANNEL_STAINS, CHANNELS, CLASS_NAMES, NUM_CLASSES
 from ..classify import Classification, LayerSelectionError, channel_groups, classify, stack_channels
 from ..engine.providers import PROVIDER_CHOICES, ProviderRequest
@@ -40,7 +41,6 @@ from ..similar import DEFAULT_SIMILARITY, ReferenceIndex, suggest_labels
 
 BY_HAND = "pick layers by hand…"
 ATTENTION_SUFFIX = " attention"
-ERROR_STYLE = "color: #ff6b6b;"
 
 
 class _BarDelegate(QStyledItemDelegate):
@@ -153,11 +153,7 @@ class ClassifierWidget(QWidget):
         layout.addWidget(self.classify_button)
         layout.addWidget(self.progress)
 
-        self.error_label = QLabel()
-        self.error_label.setWordWrap(True)
-        self.error_label.setStyleSheet(ERROR_STYLE)
-        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.error_label.hide()
+        self.error_label = ErrorLabel()
         layout.addWidget(self.error_label)
 
         self.summary_label = QLabel("Not classified yet.")
@@ -514,12 +510,7 @@ class ClassifierWidget(QWidget):
     # ------------------------------------------------------------------ messages
 
     def _show_error(self, message: str) -> None:
-        from napari.utils.notifications import show_error
-
-        self.error_label.setText(message)
-        self.error_label.show()
-        show_error(message)
+        self.error_label.show_error(message)
 
     def _clear_error(self) -> None:
-        self.error_label.clear()
-        self.error_label.hide()
+        self.error_label.clear_error()

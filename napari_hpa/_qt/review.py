@@ -54,13 +54,13 @@ from qtpy.QtWidgets import (
 )
 
 from .._reader import image_set_layers
+from ._common import ErrorLabel
 from ..classes import CHANNELS, CLASSES, NUM_CLASSES
 from ..errors import HPAError
 from ..imageset import CHANNEL_EXTENSIONS, ImageSet, read_set
 from ..review import ORDERS, ReviewSession
 from ..review.ordering import NEEDS_PROBABILITIES
 
-ERROR_STYLE = "color: #ff6b6b;"
 MESSAGE_STYLE = "color: #ffb347; font-weight: bold;"
 #: Highlight colours (background of the class row) and their legend text.
 IMPROBABLE_COLOUR = "#b5452f"  # labelled, but the model finds it improbable
@@ -192,11 +192,7 @@ class ReviewWidget(QWidget):
         self.session_label.setWordWrap(True)
         layout.addWidget(self.session_label)
 
-        self.error_label = QLabel()
-        self.error_label.setWordWrap(True)
-        self.error_label.setStyleSheet(ERROR_STYLE)
-        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.error_label.hide()
+        self.error_label = ErrorLabel()
         layout.addWidget(self.error_label)
 
         queue_box = QGroupBox("Queue")
@@ -824,15 +820,10 @@ class ReviewWidget(QWidget):
     # ------------------------------------------------------------------ messages
 
     def _show_error(self, message: str) -> None:
-        from napari.utils.notifications import show_error
-
-        self.error_label.setText(message)
-        self.error_label.show()
-        show_error(message)
+        self.error_label.show_error(message)
 
     def _clear_error(self) -> None:
-        self.error_label.clear()
-        self.error_label.hide()
+        self.error_label.clear_error()
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt)
         self.unbind_keys()

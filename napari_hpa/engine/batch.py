@@ -15,6 +15,7 @@ import csv
 import io
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -278,6 +279,60 @@ def read_submission(path: str | Path) -> dict[str, tuple[int, ...]]:
     return {row[0]: parse_target(row[1]) for row in _read_rows(Path(path)).values()}
 
 
+# --------------------------------------------------------------------------- runs
+
+
+@dataclass
+class _Run:
+    """What a local and a Dask run share: the sink, the work left, the tally."""
+
+    sink: ResultSink
+    todo: list[SetSource]
+    summary: PredictSummary
+    errors: list[tuple[str, str, str]]
+    on_error: ErrorCallback | None
+    need_attention: bool
+    need_embeddings: bool
+    start: float = field(default_factory=time.perf_counter)
+
+    @classmethod
+    def begin(cls, sources, outputs: PredictOutputs, resume: bool, problems, on_error) -> _Run:
+        sink = ResultSink(outputs, resume)
+        todo = [s for s in sources if s.id not in sink.done]
+        run = cls(
+            sink=sink,
+            todo=todo,
+            summary=PredictSummary(total=len(sources), skipped=len(sources) - len(todo)),
+            errors=[],
+            on_error=on_error,
+            need_attention=outputs.attention_dir is not None,
+            need_embeddings=outputs.embeddings is not None,
+        )
+        for problem in problems:
+            run.failed(*problem)
+        return run
+
+    def failed(self, set_id: str, path: str, message: str) -> None:
+        self.errors.append((set_id, path, message))
+        if self.on_error:
+            self.on_error(set_id, path, message)
+
+    def write(self, pred: Prediction) -> None:
+        self.sink.write(pred)
+        self.summary.predicted += len(pred.ids)
+
+    def finish(self) -> PredictSummary:
+        self.summary.seconds = time.perf_counter() - self.start
+        self.summary.errors = self.errors
+        self.summary.failed = len(self.errors)
+        self.sink.finish(self.errors)
+        return self.summary
+
+
+def _failure(source: SetSource, exc: Exception) -> tuple[str, str, str]:
+    return source.id, str(source.paths[0]) if source.paths else "", str(exc)
+
+
 # --------------------------------------------------------------------------- local run
 
 
@@ -297,16 +352,8 @@ def predict_sources(
     """Predict every source into ``outputs`` on this machine."""
     if batch_size < 1 or workers < 1:
         raise ValueError("--batch-size and --workers must be at least 1")
-    sink = ResultSink(outputs, resume)
-    todo = [s for s in sources if s.id not in sink.done]
-    summary = PredictSummary(total=len(sources), skipped=len(sources) - len(todo))
-    errors = list(problems)
-    for e in problems:
-        if on_error:
-            on_error(*e)
-    need_att = outputs.attention_dir is not None
-    need_emb = outputs.embeddings is not None
-    start = time.perf_counter()
+    run = _Run.begin(sources, outputs, resume, problems, on_error)
+    todo = run.todo
 
     def decode(source: SetSource):
         return ensemble.prepare(read_set(source).data)
@@ -314,7 +361,7 @@ def predict_sources(
     window = max(2 * batch_size, batch_size + 2 * workers)
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hpa-decode") as pool:
-            pending: list[tuple[SetSource, Future]] = []
+            pending: deque[tuple[SetSource, Future]] = deque()
             it = iter(todo)
 
             def refill():
@@ -329,40 +376,31 @@ def predict_sources(
             while pending:
                 batch_ids, batch = [], []
                 while pending and len(batch) < batch_size:
-                    source, fut = pending.pop(0)
+                    source, fut = pending.popleft()
                     t0 = time.perf_counter()
                     try:
                         prepared = fut.result()
                     except HPAError as exc:
-                        err = (source.id, str(source.paths[0]) if source.paths else "", str(exc))
-                        errors.append(err)
-                        if on_error:
-                            on_error(*err)
+                        run.failed(*_failure(source, exc))
                         prepared = None
                     finally:
-                        summary.wait_seconds += time.perf_counter() - t0
+                        run.summary.wait_seconds += time.perf_counter() - t0
                     refill()
                     if prepared is not None:
                         batch_ids.append(source.id)
                         batch.append(prepared)
                     done += 1
                 if batch:
-                    pred = ensemble.predict_prepared(
-                        batch, tta=tta, ids=batch_ids, need_attention=need_att,
-                        need_embeddings=need_emb,
-                    )
-                    sink.write(pred)
-                    summary.predicted += len(batch)
+                    run.write(ensemble.predict_prepared(
+                        batch, tta=tta, ids=batch_ids, need_attention=run.need_attention,
+                        need_embeddings=run.need_embeddings,
+                    ))
                 if progress:
                     progress(done, len(todo))
     except BaseException:
-        sink.close()  # partial files stay for --resume; the final outputs are untouched
+        run.sink.close()  # partial files stay for --resume; the final outputs are untouched
         raise
-    summary.seconds = time.perf_counter() - start
-    summary.errors = errors
-    summary.failed = len(errors)
-    sink.finish(errors)
-    return summary
+    return run.finish()
 
 
 # --------------------------------------------------------------------------- Dask
@@ -392,7 +430,7 @@ def _dask_chunk(models, provider, device_id, sources, tta, batch_size, need_att,
                 batch.append(ensemble.prepare(read_set(source).data))
                 ids.append(source.id)
             except HPAError as exc:
-                errors.append((source.id, str(source.paths[0]) if source.paths else "", str(exc)))
+                errors.append(_failure(source, exc))
         if batch:
             pred = ensemble.predict_prepared(
                 batch, tta=tta, ids=ids, need_attention=need_att, need_embeddings=need_emb
@@ -444,25 +482,17 @@ def predict_sources_dask(
     """
     from distributed import as_completed
 
-    sink = ResultSink(outputs, resume)
-    todo = [s for s in sources if s.id not in sink.done]
-    summary = PredictSummary(total=len(sources), skipped=len(sources) - len(todo))
-    errors = list(problems)
-    for e in problems:
-        if on_error:
-            on_error(*e)
-    need_att = outputs.attention_dir is not None
-    need_emb = outputs.embeddings is not None
+    run = _Run.begin(sources, outputs, resume, problems, on_error)
+    todo = run.todo
     chunk = max(batch_size, 1) * 2
     chunks = [todo[i : i + chunk] for i in range(0, len(todo), chunk)]
     n_workers = max(len(client.scheduler_info().get("workers", {})), 1)
     models = str(Path(models).resolve())
-    start = time.perf_counter()
 
     def submit(c):
         return client.submit(
-            _dask_chunk, models, provider, device_id, c, tta, batch_size, need_att, need_emb,
-            pure=False,
+            _dask_chunk, models, provider, device_id, c, tta, batch_size,
+            run.need_attention, run.need_embeddings, pure=False,
         )
 
     try:
@@ -473,12 +503,9 @@ def predict_sources_dask(
         for fut in queue:
             preds, errs, count = fut.result()
             for pred in preds:
-                sink.write(pred)
-                summary.predicted += len(pred.ids)
+                run.write(pred)
             for err in errs:
-                errors.append(err)
-                if on_error:
-                    on_error(*err)
+                run.failed(*err)
             done += count
             if progress:
                 progress(done, len(todo))
@@ -486,10 +513,6 @@ def predict_sources_dask(
             if nxt is not None:
                 queue.add(submit(nxt))
     except BaseException:
-        sink.close()
+        run.sink.close()
         raise
-    summary.seconds = time.perf_counter() - start
-    summary.errors = errors
-    summary.failed = len(errors)
-    sink.finish(errors)
-    return summary
+    return run.finish()

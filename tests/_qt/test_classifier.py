@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import random_set, write_channel_files
+from hpa_testing import random_set, write_channel_files
 from onnx_toys import make_toy
 
 from napari_hpa._qt.classifier import BY_HAND, ClassifierWidget

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import random_set, write_channel_files
+from hpa_testing import random_set, write_channel_files
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QApplication
 

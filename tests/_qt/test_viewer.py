@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import REAL_KAGGLE_ID, REAL_V18_ID, random_set, write_channel_files
+from hpa_testing import REAL_KAGGLE_ID, REAL_V18_ID, random_set, write_channel_files
 
 from napari_hpa.classes import CHANNEL_STAINS, CHANNELS
 

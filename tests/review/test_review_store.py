@@ -12,7 +12,7 @@ from napari_hpa.labels import read_labels
 from napari_hpa.review import ReviewSession
 from napari_hpa.review.store import SCHEMA_VERSION
 
-from review_data import SMALL, small_probs, write_csv
+from review_data import SMALL, small_probs
 
 
 def test_create_round_trip(session, labels_csv):
