@@ -66,6 +66,19 @@ def format_target(target: Iterable[int]) -> str:
     return " ".join(str(i) for i in sorted(set(int(i) for i in target)))
 
 
+def _csv_rows(path: Path, expected: str):
+    """A csv reader over ``path``; a missing, unreadable or empty file is a LabelsCSVError."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise LabelsCSVError("file not found", path=path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LabelsCSVError(f"cannot be read ({exc})", path=path) from None
+    if not text.strip():
+        raise LabelsCSVError(f"the file is empty (expected {expected})", path=path)
+    return csv.reader(io.StringIO(text, newline=""))
+
+
 def _data_rows(rows, header: list[str], i_id: int, path: Path, fields: str):
     """``(line, id, row)`` for each data row, refusing wrong field counts, empty or repeated ids."""
     seen: set[str] = set()
@@ -92,16 +105,7 @@ def read_labels(path: str | Path, column: str | None = None) -> LabelTable:
     the file has that instead.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise LabelsCSVError("file not found", path=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LabelsCSVError(f"cannot be read ({exc})", path=path) from None
-    if not text.strip():
-        raise LabelsCSVError("the file is empty (expected a header 'Id,Target')", path=path)
-
-    rows = csv.reader(io.StringIO(text, newline=""))
+    rows = _csv_rows(path, "a header 'Id,Target'")
     header = [h.strip() for h in next(rows)]
     if "Id" not in header:
         raise LabelsCSVError(
@@ -221,17 +225,7 @@ def read_probabilities(
     from .classes import CLASS_NAMES
 
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise LabelsCSVError("file not found", path=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LabelsCSVError(f"cannot be read ({exc})", path=path) from None
-    if not text.strip():
-        raise LabelsCSVError(
-            "the file is empty (expected a header 'Id' + one column per class)", path=path
-        )
-    rows = csv.reader(io.StringIO(text, newline=""))
+    rows = _csv_rows(path, "a header 'Id' + one column per class")
     header = [h.strip() for h in next(rows)]
     if "Id" not in header:
         raise LabelsCSVError(
