@@ -15,7 +15,7 @@ import csv
 import io
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -209,14 +209,15 @@ def _probability_column_index(name: str) -> int | None:
 
 
 def read_probabilities(
-    path: str | Path, expected_ids: Iterable[str] | None = None
+    path: str | Path, expected_ids: Iterable[str] | None = None, *, complete: bool = True
 ) -> tuple[list[str], np.ndarray]:
     """Read a probabilities CSV: ``Id`` + one column per class -> ``(ids, (N, 28) float64)``.
 
     Class columns are named with the class names (``Nucleoplasm``, ...) or with
     their indices ``0``..``27``, in any order; all 28 must be there, once.
     Values must be numbers in [0, 1].  With ``expected_ids`` (e.g. the ids of a
-    labels CSV) an id not in it, or an expected id with no row, is an error too.
+    labels CSV) an id not in it, or (with ``complete``) an expected id with no row, is an
+    error too.
     Rows come back in file order.  Every error is a :class:`LabelsCSVError`
     naming the file, the line and the column.
     """
@@ -274,7 +275,7 @@ def read_probabilities(
         ids.append(image_id)
         values.append([row[j] for j in data_cols])
         lines.append(lineno)
-    if expected is not None and len(ids) != len(expected):
+    if complete and expected is not None and len(ids) != len(expected):
         found = set(ids)
         absent = [i for i in expected_ids if i not in found]  # type: ignore[union-attr]
         shown = ", ".join(repr(i) for i in absent[:3])
@@ -308,6 +309,46 @@ def read_probabilities(
             f"Id {ids[r]!r}, column {name!r}: {problem}", path=path, line=lines[r]
         )
     return ids, np.ascontiguousarray(probs[:, order])
+
+
+def read_probability_files(
+    paths: Sequence[str | Path], expected_ids: Sequence[str]
+) -> tuple[list[str], np.ndarray]:
+    """Read several probabilities CSVs that together cover ``expected_ids`` once each.
+
+    This is how K-fold out-of-fold probabilities come in: each fold's run folder holds
+    ``val_probs.csv`` for its held-out ids.  An id in two files, an id not expected, or an
+    expected id in none of the files is a :class:`LabelsCSVError`.  Returns the rows of
+    all files, in file order.
+    """
+    import numpy as np
+
+    paths = [Path(p) for p in paths]
+    if len(paths) == 1:
+        return read_probabilities(paths[0], expected_ids)
+    ids: list[str] = []
+    parts = []
+    first_file: dict[str, Path] = {}
+    for path in paths:
+        p_ids, p = read_probabilities(path, expected_ids, complete=False)
+        for image_id in p_ids:
+            if image_id in first_file:
+                raise LabelsCSVError(
+                    f"Id {image_id!r} is in {first_file[image_id]} too; each id may be in one file only",
+                    path=path,
+                )
+            first_file[image_id] = path
+        ids += p_ids
+        parts.append(p)
+    absent = [i for i in expected_ids if i not in first_file]
+    if absent:
+        shown = ", ".join(repr(i) for i in absent[:3])
+        more = f" and {len(absent) - 3} more" if len(absent) > 3 else ""
+        raise LabelsCSVError(
+            f"no row for Id {shown}{more} in any of the {len(paths)} probabilities files",
+            path=paths[0],
+        )
+    return ids, np.concatenate(parts)
 
 
 def write_probabilities(

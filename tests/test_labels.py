@@ -94,3 +94,27 @@ def test_real_kaggle_train_csv_round_trip(kaggle_train_csv, tmp_path):
     write_labels(out, table.targets)
     again = read_labels(out)
     assert again.targets == table.targets and again.ids == table.ids
+
+
+def test_probability_files_together_cover_the_ids(tmp_path):
+    """Out-of-fold probabilities come as one file per fold: merged, each id once."""
+    import numpy as np
+
+    from napari_hpa.labels import read_probability_files, write_probabilities
+
+    ids = [f"id{i}" for i in range(6)]
+    p = np.random.default_rng(0).random((6, 28))
+    a = write_probabilities(tmp_path / "a.csv", ids[:4], p[:4])
+    b = write_probabilities(tmp_path / "b.csv", ids[4:], p[4:])
+    got_ids, got = read_probability_files([a, b], ids)
+    assert got_ids == ids
+    np.testing.assert_allclose(got, p, atol=1e-6)
+
+    with pytest.raises(LabelsCSVError, match=r"no row for Id 'id5' in any of the 2"):
+        read_probability_files([a, write_probabilities(tmp_path / "c.csv", ids[4:5], p[4:5])], ids)
+    dup = write_probabilities(tmp_path / "d.csv", ids[3:], p[3:])
+    with pytest.raises(LabelsCSVError, match=r"d\.csv: Id 'id3' is in .*a\.csv too"):
+        read_probability_files([a, dup], ids)
+    stray = write_probabilities(tmp_path / "e.csv", ["id4", "id5", "zz"], p[:3])
+    with pytest.raises(LabelsCSVError, match=r"e\.csv, line 4: Id 'zz' is not among the labelled ids"):
+        read_probability_files([a, stray], ids)

@@ -196,7 +196,11 @@ def add_labels_parser(subparsers) -> argparse.ArgumentParser:
     )
     q.add_argument("--images", type=Path, help="folder of image sets")
     q.add_argument("--labels", type=Path, required=True, help="labels CSV (Id,Target)")
-    q.add_argument("--probs", type=Path, help="probabilities CSV (Id + 28 class columns)")
+    q.add_argument(
+        "--probs", type=Path, nargs="+", metavar="CSV",
+        help="probabilities CSV (Id + 28 class columns); several files that together cover "
+        "every id once, e.g. the val_probs.csv of each fold of 'napari-hpa train --folds K'",
+    )
     q.add_argument("--session", type=Path, required=True, help="session file to create (.hpa)")
     q.add_argument(
         "--threshold", type=float, nargs="+", metavar="T",

@@ -62,7 +62,7 @@ from ..labels import (
     format_target,
     parse_target,
     read_labels,
-    read_probabilities,
+    read_probability_files,
     write_labels,
 )
 from . import ordering
@@ -225,13 +225,16 @@ class ReviewSession:
         path: str | Path,
         images_dir: str | Path | None,
         labels_csv: str | Path,
-        probs_csv: str | Path | None = None,
+        probs_csv: str | Path | Sequence[str | Path] | None = None,
         *,
         thresholds: float | Sequence[float] | None = None,
         overwrite: bool = False,
         reviewer: str | None = None,
     ) -> ReviewSession:
         """Import ``labels_csv`` (and ``probs_csv``) into a new session file at ``path``.
+
+        ``probs_csv`` may be a list of files that together cover every id once (the
+        ``val_probs.csv`` of each fold of a K-fold training: out-of-fold probabilities).
 
         ``images_dir`` is searched once for image sets (none need exist).  The
         file is built under a temporary name and moved into place, so a failed
@@ -245,8 +248,11 @@ class ReviewSession:
         table = read_labels(labels_csv)
         ids = table.ids
         probs = None
-        if probs_csv is not None:
-            p_ids, p = read_probabilities(probs_csv, expected_ids=ids)
+        probs_files = [] if probs_csv is None else (
+            [probs_csv] if isinstance(probs_csv, (str, Path)) else list(probs_csv)
+        )
+        if probs_files:
+            p_ids, p = read_probability_files(probs_files, ids)
             pos = {i: n for n, i in enumerate(p_ids)}
             probs = p[[pos[i] for i in ids]].astype("<f8")
         sources: dict[str, SetSource] = {}
@@ -278,7 +284,7 @@ class ReviewSession:
             "created": _now(),
             "images_dir": "" if folder is None else str(folder),
             "labels_csv": str(Path(labels_csv).resolve()),
-            "probs_csv": "" if probs_csv is None else str(Path(probs_csv).resolve()),
+            "probs_csv": json.dumps([str(Path(f).resolve()) for f in probs_files]),
             "has_probs": "1" if probs is not None else "0",
             "thresholds": json.dumps(t.tolist()),
             "label_column": table.column,

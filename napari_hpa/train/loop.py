@@ -6,6 +6,9 @@ A run folder holds
   description (``trained_on``), the training class frequencies, versions;
 * ``log.csv`` -- ``epoch,train_loss,val_loss,val_macro_f1,seconds`` (one row per epoch;
   the validation columns are empty without a validation split);
+* ``val_probs.csv`` -- with a validation split, the probabilities of its images after the
+  latest epoch (``Id`` + 28 class columns).  With ``--folds K``, running every fold gives
+  out-of-fold probabilities for each labelled image, for ``napari-hpa labels import --probs``;
 * ``last.pt`` -- the checkpoint written (atomically) after every epoch: model,
   optimizer, scheduler, the number of epochs done, the arguments and the
   architecture.  ``--resume`` continues from it up to ``--epochs``.
@@ -32,6 +35,7 @@ import numpy as np
 import torch
 
 from ..errors import TrainingError
+from ..labels import write_probabilities
 from .data import DataSpec, HPADataset, describe_data, load_data, make_folds
 from .losses import LOSSES, make_criterion, pos_weights
 from .models import build_model, check_arch
@@ -313,7 +317,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
         train_loss = loss_sum / max(seen, 1)
         val_loss = val_f1 = None
         if val_loader is not None:
-            val_loss, val_f1, _ = evaluate_split(model, val_loader, criterion, val_spec is spec)
+            val_loss, val_f1, val_probs = evaluate_split(model, val_loader, criterion, val_spec is spec)
+            write_probabilities(out / "val_probs.csv", [val_spec.ids[i] for i in va_idx], val_probs)
         seconds = time.perf_counter() - t0
         _atomic_torch_save(
             {

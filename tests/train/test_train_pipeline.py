@@ -117,6 +117,34 @@ def test_resume_continues_epoch_count(tiny_data, tmp_path):
     assert not torch.equal(ck1["model"][k], ck2["model"][k])
 
 
+def test_folds_give_out_of_fold_probabilities_for_review(tiny_data, tmp_path):
+    """Each fold writes val_probs.csv for its held-out ids; the K files import into a session."""
+    from napari_hpa.labels import read_labels, read_probabilities
+    from napari_hpa.review.store import ReviewSession
+
+    files, held_out = [], []
+    for i in range(4):
+        run = tmp_path / f"fold{i}"
+        assert _train(tiny_data, run, "timm:resnet18", "--fold", str(i)) == 0
+        ids, p = read_probabilities(run / "val_probs.csv")
+        assert p.shape == (len(ids), 28) and ((p >= 0) & (p <= 1)).all()
+        held_out += ids
+        files.append(run / "val_probs.csv")
+    all_ids = read_labels(tiny_data / "labels.csv").ids
+    assert sorted(held_out) == sorted(all_ids)  # every id held out exactly once
+
+    session = tmp_path / "s.hpa"
+    assert main(["labels", "import", "--images", str(tiny_data), "--labels", str(tiny_data / "labels.csv"),
+                 "--probs", *map(str, files), "--session", str(session)]) == 0
+    with ReviewSession.open(session) as s:
+        ids, p = read_probabilities(files[2])
+        np.testing.assert_allclose(s.probabilities(ids[0]), p[0])
+    # a fold missing is an error naming an id without probabilities; nothing is written
+    assert main(["labels", "import", "--labels", str(tiny_data / "labels.csv"),
+                 "--probs", *map(str, files[:3]), "--session", str(tmp_path / "t.hpa")]) == 2
+    assert not (tmp_path / "t.hpa").exists()
+
+
 def test_training_is_seeded(tiny_data, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     assert _train(tiny_data, a, "timm:resnet18") == 0
