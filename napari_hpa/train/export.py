@@ -160,7 +160,18 @@ class _CalibReader:
         self.i = 0
 
 
-def quantize_int8(fp32: Path, out: Path, calib: np.ndarray, meta: dict[str, str]) -> None:
+def quantize_int8(
+    fp32: Path, out: Path, calib: np.ndarray, meta: dict[str, str], *,
+    qdq: bool = True, activations: str = "u8",
+) -> None:
+    """Static int8 quantization (onnxruntime), per-channel int8 weights, calibrated on ``calib``.
+
+    ``qdq``: QDQ format (else QOperator).  ``activations``: ``"u8"`` (default) or ``"s8"``.
+    onnxruntime's x86 kernels multiply uint8 activations by int8 weights natively; int8
+    activations cost a conversion on every quantized operator, which made DenseNet121 and
+    ResNet34 at 512 px 12-17 % slower on a 2-core AVX2 machine, with the same labels
+    (``benchmarks/bench_int8.py``).
+    """
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     reader_cls = type("Reader", (_CalibReader, CalibrationDataReader), {})
@@ -175,8 +186,10 @@ def quantize_int8(fp32: Path, out: Path, calib: np.ndarray, meta: dict[str, str]
         except Exception:  # noqa: BLE001 - preprocessing is an optimisation only
             src = fp32
         quantize_static(
-            str(src), str(out), reader_cls(calib), quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+            str(src), str(out), reader_cls(calib),
+            quant_format=QuantFormat.QDQ if qdq else QuantFormat.QOperator, per_channel=True,
+            activation_type=QuantType.QInt8 if activations == "s8" else QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
         )
     _set_metadata(out, meta)
 

@@ -1,0 +1,59 @@
+"""The benchmark scripts run end to end at tiny sizes (their figures are not checked here)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _run(script: str, *args: str, cwd=None, timeout: int = 600) -> str:
+    out = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True,
+                         cwd=cwd, timeout=timeout, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+def test_bench_noise_review(tmp_path):
+    """Recall at K of each queue order, on a session whose corrupted ids are known."""
+    from napari_hpa.labels import write_labels, write_probabilities
+    from napari_hpa.review.store import ReviewSession
+
+    rng = np.random.default_rng(0)
+    ids = [f"im{i:03d}" for i in range(60)]
+    truth = {i: (int(rng.integers(28)),) for i in ids}
+    noisy = dict(truth)
+    corrupted = ids[::10]  # 6 images: each given a class that is not there
+    for i in corrupted:
+        noisy[i] = tuple(sorted({truth[i][0], (truth[i][0] + 1) % 28}))
+    probs = np.full((60, 28), 0.02)
+    for n, i in enumerate(ids):
+        probs[n, truth[i][0]] = 0.95  # a model that knows the truth
+    write_labels(tmp_path / "noisy.csv", noisy)
+    write_probabilities(tmp_path / "p.csv", ids, probs)
+    (tmp_path / "noise.csv").write_text(
+        "Id,Target,Noisy,Change\n" + "".join(f"{i},{truth[i][0]},x,added\n" for i in corrupted)
+    )
+    ReviewSession.create(tmp_path / "s.hpa", None, tmp_path / "noisy.csv", tmp_path / "p.csv").close()
+    out = _run("bench_noise_review.py", str(tmp_path / "s.hpa"), str(tmp_path / "noise.csv"), "--shuffles", "50")
+    assert "K = 6 corrupted" in out
+    suspicious = next(line for line in out.splitlines() if line.startswith("suspicious"))
+    assert float(suspicious.split()[1]) == 1.0  # all six first: the model disagrees only there
+    assert "random (mean)" in out
+
+
+def test_bench_int8_and_inference_run(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("timm")
+    out = _run("bench_int8.py", "--arch", "densenet121", "--size", "64", "--n", "1", "--calib", "2",
+               "--variants", "qdq-u8s8", "qdq-u8s8-bnq", "--profile", cwd=tmp_path)
+    assert "standalone BatchNorms rewritten" in out and "qdq-u8s8-bnq" in out and "QLinearConv" in out
+    assert not list(tmp_path.iterdir())  # the profiler's files stay in the benchmark's temporary folder
+    out = _run("bench_inference.py", "--size", "64", "--n", "1", "--archs", "timm:resnet18",
+               "--sets", "3", "--memory-factor", "2")
+    assert "vs torch" in out and "waiting for data" in out and "peak memory: 3 sets" in out
