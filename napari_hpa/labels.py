@@ -208,6 +208,12 @@ def _probability_column_index(name: str) -> int | None:
     return None
 
 
+def _first_ids(ids: Sequence[str], n: int = 3) -> str:
+    """``'a', 'b', 'c' and 4 more``: ids for an error message."""
+    more = f" and {len(ids) - n} more" if len(ids) > n else ""
+    return ", ".join(repr(i) for i in ids[:n]) + more
+
+
 def read_probabilities(
     path: str | Path, expected_ids: Iterable[str] | None = None, *, complete: bool = True
 ) -> tuple[list[str], np.ndarray]:
@@ -278,9 +284,7 @@ def read_probabilities(
     if complete and expected is not None and len(ids) != len(expected):
         found = set(ids)
         absent = [i for i in expected_ids if i not in found]  # type: ignore[union-attr]
-        shown = ", ".join(repr(i) for i in absent[:3])
-        more = f" and {len(absent) - 3} more" if len(absent) > 3 else ""
-        raise LabelsCSVError(f"no row for Id {shown}{more}", path=path)
+        raise LabelsCSVError(f"no row for Id {_first_ids(absent)}", path=path)
 
     try:
         probs = np.array(values, dtype=np.float64).reshape(len(values), NUM_CLASSES)
@@ -342,10 +346,8 @@ def read_probability_files(
         parts.append(p)
     absent = [i for i in expected_ids if i not in first_file]
     if absent:
-        shown = ", ".join(repr(i) for i in absent[:3])
-        more = f" and {len(absent) - 3} more" if len(absent) > 3 else ""
         raise LabelsCSVError(
-            f"no row for Id {shown}{more} in any of the {len(paths)} probabilities files",
+            f"no row for Id {_first_ids(absent)} in any of the {len(paths)} probabilities files",
             path=paths[0],
         )
     return ids, np.concatenate(parts)
