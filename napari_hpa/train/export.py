@@ -169,7 +169,7 @@ def quantize_int8(
     ``qdq``: QDQ format (else QOperator).  ``activations``: ``"u8"`` (default) or ``"s8"``.
     onnxruntime's x86 kernels multiply uint8 activations by int8 weights natively; int8
     activations cost a conversion on every quantized operator, which made DenseNet121 and
-    ResNet34 at 512 px 12-17 % slower on a 2-core AVX2 machine, with the same labels
+    ResNet34 at 512 px 12-18 % slower on a 2-core AVX2 machine, with the same labels
     (``benchmarks/bench_int8.py``).
     """
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
