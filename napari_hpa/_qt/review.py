@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from contextlib import nullcontext
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -380,8 +381,9 @@ class ReviewWidget(QWidget):
                                                 "CSV (*.csv)")
         if not labels:
             return
-        probs, _ = QFileDialog.getOpenFileName(
-            self, "Probabilities CSV (optional: cancel for none)", images, "CSV (*.csv)")
+        probs, _ = QFileDialog.getOpenFileNames(
+            self, "Probabilities CSV (optional: cancel for none; one file per fold for K folds)",
+            images, "CSV (*.csv)")
         path, _ = QFileDialog.getSaveFileName(self, "New review session", images,
                                               "Review sessions (*.hpa)")
         if not path:
@@ -402,7 +404,8 @@ class ReviewWidget(QWidget):
         return True
 
     def create_session(self, path: str | Path, images_dir: str | Path | None,
-                       labels_csv: str | Path, probs_csv: str | Path | None = None, *,
+                       labels_csv: str | Path,
+                       probs_csv: str | Path | Sequence[str | Path] | None = None, *,
                        overwrite: bool = False) -> None:
         """Import into a new session file off the GUI thread; :attr:`session_opened` follows."""
         if self.busy:

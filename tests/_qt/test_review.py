@@ -290,11 +290,13 @@ def test_export_button_path(review, qtbot, session_path, tmp_path):
 
 def test_create_session_off_the_gui_thread(review, qtbot, session_path, tmp_path):
     viewer, widget = review
+    ids, p = list(LABELS), _probs()  # out-of-fold probabilities: one file per fold
+    folds = [write_probabilities(tmp_path / f"fold{k}.csv", ids[k::2], p[k::2]) for k in (0, 1)]
     with qtbot.waitSignal(widget.session_opened, timeout=10000):
-        widget.create_session(tmp_path / "new.hpa", tmp_path / "images", tmp_path / "labels.csv",
-                              tmp_path / "probs.csv")
+        widget.create_session(tmp_path / "new.hpa", tmp_path / "images", tmp_path / "labels.csv", folds)
     _wait_shown(qtbot, widget, "a")
     assert widget.session.path == tmp_path / "new.hpa"
+    np.testing.assert_allclose(widget.session.probabilities(ids[1]), p[1], atol=1e-6)
     # a bad input is shown in the red label, nothing is created
     (tmp_path / "bad.csv").write_text("Id,Target\nx,99\n")
     widget.create_session(tmp_path / "bad.hpa", None, tmp_path / "bad.csv")
