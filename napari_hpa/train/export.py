@@ -174,6 +174,8 @@ def quantize_int8(
     """
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
+    if activations not in ("u8", "s8"):
+        raise ValueError(f"activations must be 'u8' or 's8', not {activations!r}")
     reader_cls = type("Reader", (_CalibReader, CalibrationDataReader), {})
     with tempfile.TemporaryDirectory() as tmp:
         src = fp32
@@ -188,7 +190,7 @@ def quantize_int8(
         quantize_static(
             str(src), str(out), reader_cls(calib),
             quant_format=QuantFormat.QDQ if qdq else QuantFormat.QOperator, per_channel=True,
-            activation_type=QuantType.QInt8 if activations == "s8" else QuantType.QUInt8,
+            activation_type={"s8": QuantType.QInt8, "u8": QuantType.QUInt8}[activations],
             weight_type=QuantType.QInt8,
         )
     _set_metadata(out, meta)

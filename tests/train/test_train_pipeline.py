@@ -98,8 +98,13 @@ def test_export_prints_parity_and_int8(exported, tiny_data, tmp_path, capsys):
 
     info = check_contract(ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]), out)
     assert info.thresholds == (0.4,) * 28
-    ops = {n.op_type for n in __import__("onnx").load(str(out)).graph.node}
-    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    onnx = __import__("onnx")
+    graph = onnx.load(str(out)).graph
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in graph.node}
+    # activations are quantized to uint8 (the x86 kernels' native form), weights to int8
+    zero_points = {t.name: t.data_type for t in graph.initializer}
+    act = {zero_points[n.input[2]] for n in graph.node if n.op_type == "QuantizeLinear"}
+    assert act == {onnx.TensorProto.UINT8}
 
 
 def test_resume_continues_epoch_count(tiny_data, tmp_path):
