@@ -14,3 +14,4 @@ heavy imports so that ``napari-hpa --help`` stays fast; import the submodules:
 ARCHS = ("densenet121", "dual-resnet34", "gapnet", "arcface-resnet", "timm:NAME")
 #: Classification losses (see :mod:`.losses`); ``combo`` is the default.
 LOSSES = ("combo", "focal", "lovasz", "hardneg", "bce", "wbce")
+MAP_WEIGHT = 5.0  # dual-resnet34: attention-map BCE weight (the 4th place's)

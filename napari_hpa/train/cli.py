@@ -30,7 +30,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         val_data=None if args.val_data is None else str(args.val_data), loss=args.loss,
         batch_size=args.batch_size, lr=args.lr, resume=args.resume, seed=args.seed, threads=args.threads,
         workers=args.workers, pretrained=args.pretrained, backbone=args.backbone,
-        limit_steps=args.limit_steps, quiet=args.quiet,
+        limit_steps=args.limit_steps, quiet=args.quiet, map_weight=args.map_weight,
     )
     summary = train(cfg, log=lambda m: print(m, file=sys.stderr))
     print(f"trained {summary['epochs_done']} epochs; run folder {summary['out']} "
@@ -52,7 +52,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def add_train_parsers(sub) -> None:
-    from . import LOSSES
+    from . import LOSSES, MAP_WEIGHT
 
     p = sub.add_parser(
         "train",
@@ -72,6 +72,8 @@ def add_train_parsers(sub) -> None:
     p.add_argument("--val-data", type=Path, metavar="DIR", help="validate on another folder instead")
     p.add_argument("--loss", choices=LOSSES, default="combo",
                    help="classification loss (default combo = focal + symmetric Lovasz + hard-negative BCE)")
+    p.add_argument("--map-weight", type=float, default=MAP_WEIGHT, metavar="W",
+                   help=f"dual-resnet34: weight of the attention-map BCE (default {MAP_WEIGHT:g}, the 4th place's)")
     p.add_argument("--batch-size", type=int, default=16, help="default 16")
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW, cosine; default 1e-3)")
     p.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt up to --epochs")

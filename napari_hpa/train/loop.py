@@ -37,7 +37,7 @@ import torch
 from ..errors import TrainingError
 from ..labels import write_probabilities
 from .data import DataSpec, HPADataset, describe_data, load_data, make_folds
-from .losses import LOSSES, make_criterion, pos_weights
+from .losses import LOSSES, MAP_WEIGHT, make_criterion, pos_weights
 from .models import build_model, check_arch
 
 CHECKPOINT_VERSION = 1
@@ -56,6 +56,7 @@ class TrainConfig:
     fold: int = 0
     val_data: str | None = None
     loss: str = "combo"
+    map_weight: float = MAP_WEIGHT
     batch_size: int = 16
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -165,6 +166,8 @@ def validate_inputs(cfg: TrainConfig):
         raise TrainingError(f"--size must be at least 32 (got {cfg.size})")
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise TrainingError("--epochs and --batch-size must be positive")
+    if not cfg.map_weight >= 0:
+        raise TrainingError(f"--map-weight must be 0 or more (got {cfg.map_weight})")
     out = Path(cfg.out)
     ckpt = None
     if cfg.resume:
@@ -208,6 +211,10 @@ def _loader(ds: HPADataset, cfg: TrainConfig, shuffle: bool, seed: int):
     return loader, sampler
 
 
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last)
+
+
 def evaluate_split(model, loader, criterion, same_ids: bool = True) -> tuple[float, float, np.ndarray]:
     """(val loss, macro F1 at 0.5 with the top class forced, probabilities).
 
@@ -220,7 +227,7 @@ def evaluate_split(model, loader, criterion, same_ids: bool = True) -> tuple[flo
     losses, probs, targets = [], [], []
     with torch.no_grad():
         for batch in loader:
-            out = model(batch["image"])
+            out = model(_channels_last(batch["image"]))
             if not same_ids:
                 batch = {k: v for k, v in batch.items() if k != "antibody"}
             loss, _ = criterion(out, batch)
@@ -244,8 +251,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
     model = build_model(cfg.arch, pretrained=None if ckpt else cfg.pretrained, **kw)
     if ckpt:
         model.load_state_dict(ckpt["model"])
+    model = model.to(memory_format=torch.channels_last)  # ~10 % faster convolutions on CPU
     pw = pos_weights(torch.from_numpy(spec.targets[tr_idx]))
-    criterion = make_criterion(cfg.arch, cfg.loss, pw, model)
+    criterion = make_criterion(cfg.arch, cfg.loss, pw, model, cfg.map_weight)
     train_ds = HPADataset(spec, tr_idx, cfg.size, augment=True, seed=cfg.seed, cache=cfg.cache)
     train_loader, train_sampler = _loader(train_ds, cfg, True, cfg.seed)
     val_loader = None
@@ -299,7 +307,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         for step, batch in enumerate(train_loader):
             if step >= steps_per_epoch:
                 break
-            out_t = model(batch["image"])
+            out_t = model(_channels_last(batch["image"]))
             loss, parts = criterion(out_t, batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -21,8 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import LOSSES
-MAP_WEIGHT = 5.0
+from . import LOSSES, MAP_WEIGHT
 
 
 def focal_loss(logits: torch.Tensor, targets: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
@@ -122,11 +121,13 @@ def attention_targets(
     return cells * targets[:, :, None, None]
 
 
-def make_criterion(arch: str, loss: str = "combo", pos_weight: torch.Tensor | None = None, model=None):
+def make_criterion(arch: str, loss: str = "combo", pos_weight: torch.Tensor | None = None, model=None,
+                   map_weight: float = MAP_WEIGHT):
     """``criterion(outputs, batch) -> (loss, parts)`` for an architecture.
 
     ``batch`` holds ``image`` ``[N, 4, S, S]`` in [0, 1], ``target`` ``[N, 28]`` and,
-    for ArcFace, ``antibody`` ``[N]`` (integer ids).
+    for ArcFace, ``antibody`` ``[N]`` (integer ids).  ``map_weight`` scales the
+    attention-map BCE (the 4th place used 5).
     """
     cls_loss = classification_loss(loss, pos_weight)
 
@@ -139,7 +140,7 @@ def make_criterion(arch: str, loss: str = "combo", pos_weight: torch.Tensor | No
             att = outputs["attention"]
             t = attention_targets(batch["image"], targets, tuple(att.shape[-2:]))
             map_loss = F.binary_cross_entropy(att.clamp(1e-6, 1 - 1e-6), t)
-            total = total + MAP_WEIGHT * map_loss
+            total = total + map_weight * map_loss
             parts["map"] = float(map_loss.detach())
         if "raw_embedding" in outputs and model is not None and "antibody" in batch:
             margin, plain = model.arc(outputs["raw_embedding"], batch["antibody"])

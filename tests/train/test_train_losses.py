@@ -86,3 +86,7 @@ def test_criterion_dual_adds_map_loss():
     out = model(batch["image"])
     loss, parts = losses.make_criterion("dual-resnet34", "bce")(out, batch)
     assert float(loss.detach()) == pytest.approx(parts["cls"] + 5 * parts["map"], rel=1e-5)
+    for w in (0.0, 1.5):  # --map-weight
+        loss, parts = losses.make_criterion("dual-resnet34", "bce", map_weight=w)(out, batch)
+        assert parts["map"] > 0
+        assert float(loss.detach()) == pytest.approx(parts["cls"] + w * parts["map"], rel=1e-5)

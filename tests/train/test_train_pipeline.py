@@ -216,6 +216,13 @@ def test_unknown_arch(tiny_data, tmp_path, capsys):
     assert "unknown architecture 'resnet9000'" in err
 
 
+def test_negative_map_weight(tiny_data, tmp_path, capsys):
+    err = _error(capsys, ["train", "--data", str(tiny_data), "--arch", "dual-resnet34", "--map-weight", "-1",
+                          "--out", str(tmp_path / "r")])
+    assert "--map-weight must be 0 or more" in err
+    assert not (tmp_path / "r").exists()
+
+
 def test_labels_naming_unknown_ids(tiny_data, tmp_path, capsys):
     labels = tmp_path / "labels.csv"
     labels.write_text((tiny_data / "labels.csv").read_text() + "ghost_0001,3,abX\n")
