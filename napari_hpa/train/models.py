@@ -22,9 +22,10 @@ graph holds the normalisation.  ``forward`` returns a dict with ``logits`` and,
 where the architecture has them, ``attention`` and ``embedding``.
 
 ``pretrained``: ``None`` (train from scratch), a path to a state dict of the
-backbone (3- or 4-channel; 3-channel first-layer filters are adapted by
+backbone or of a whole model holding it, such as a napari-hpa run's ``last.pt``
+(3- or 4-channel; 3-channel first-layer filters are adapted by
 :func:`adapt_conv_weight`: yellow initialised from red), or ``"timm"`` for timm's
-own hub weights (needs internet).
+own hub weights (needs internet).  Weights of which nothing fits are an error.
 """
 
 from __future__ import annotations
@@ -81,6 +82,11 @@ def load_pretrained(module: nn.Module, pretrained, timm_name: str | None = None)
             if isinstance(state, dict) and key in state and isinstance(state[key], dict):
                 state = state[key]
     own = module.state_dict()
+    # a whole model's state (a napari-hpa run's last.pt, a wrapped model) holds the backbone
+    # under a prefix: take the prefix under which most tensors fit
+    prefix = max(("", "backbone.", "module.", "model.", "module.backbone."),
+                 key=lambda p: sum(k.startswith(p) and k[len(p):] in own for k in state))
+    state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     new, skipped = {}, 0
     for k, v in state.items():
         if k not in own:
@@ -92,6 +98,11 @@ def load_pretrained(module: nn.Module, pretrained, timm_name: str | None = None)
             skipped += 1
             continue
         new[k] = v
+    if not new:
+        raise TrainingError(
+            f"pretrained weights {pretrained}: none of its {len(state)} tensors fit the backbone "
+            f"({len(own)} tensors; names or shapes differ)"
+        )
     module.load_state_dict(new, strict=False)
     return len(new), skipped
 

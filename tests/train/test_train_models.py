@@ -33,6 +33,23 @@ def test_pretrained_three_channel_weights_are_adapted(tmp_path):
     assert torch.equal(model.backbone.layer1[0].conv1.weight, src.layer1[0].conv1.weight)
 
 
+def test_pretrained_from_a_whole_model_checkpoint(tmp_path):
+    """A run's last.pt (the backbone under ``backbone.``, inside ``model``) starts another run."""
+    src = build_model("timm:resnet18")
+    path = tmp_path / "last.pt"
+    torch.save({"model": src.state_dict(), "epoch": 3}, path)
+    model = build_model("dual-resnet34", backbone="resnet18", pretrained=str(path))
+    assert torch.equal(model.backbone.layer3[1].conv2.weight, src.backbone.layer3[1].conv2.weight)
+    assert torch.equal(model.backbone.conv1.weight, src.backbone.conv1.weight)
+
+
+def test_pretrained_weights_that_fit_nothing_are_refused(tmp_path):
+    path = tmp_path / "other.pt"
+    torch.save({"encoder.weight": torch.zeros(3, 3)}, path)
+    with pytest.raises(TrainingError, match="none of its 1 tensors fit the backbone"):
+        build_model("timm:resnet18", pretrained=str(path))
+
+
 @pytest.mark.parametrize(
     "arch, kw, outputs",
     [
