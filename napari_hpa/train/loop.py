@@ -37,7 +37,8 @@ import torch
 from ..errors import TrainingError
 from ..labels import write_probabilities
 from .data import DataSpec, HPADataset, describe_data, load_data, make_folds
-from .losses import LOSSES, MAP_WEIGHT, make_criterion, pos_weights
+from . import MAP_WEIGHT
+from .losses import LOSSES, make_criterion, pos_weights
 from .models import build_model, check_arch
 
 CHECKPOINT_VERSION = 1
