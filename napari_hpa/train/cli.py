@@ -26,7 +26,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(
         data=str(args.data), labels=None if args.labels is None else str(args.labels), arch=args.arch,
-        size=args.size, epochs=args.epochs, out=str(args.out), folds=args.folds, fold=args.fold,
+        size=args.size, crop=args.crop, epochs=args.epochs, out=str(args.out), folds=args.folds, fold=args.fold,
         val_data=None if args.val_data is None else str(args.val_data), loss=args.loss,
         batch_size=args.batch_size, lr=args.lr, resume=args.resume, seed=args.seed, threads=args.threads,
         workers=args.workers, pretrained=args.pretrained, backbone=args.backbone,
@@ -64,6 +64,9 @@ def add_train_parsers(sub) -> None:
     p.add_argument("--labels", type=Path, metavar="CSV", help="labels CSV (default DIR/labels.csv)")
     p.add_argument("--arch", required=True, help=ARCH_HELP)
     p.add_argument("--size", type=int, default=256, help="input size in pixels (default 256)")
+    p.add_argument("--crop", type=int, metavar="C",
+                   help="train on random C x C windows of the --size input, at its scale: the detail of "
+                   "--size for the cost of C (validation and export use the whole input; default: no crop)")
     p.add_argument("--epochs", type=int, default=10, help="epochs in all (default 10)")
     p.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder")
     p.add_argument("--folds", type=int, default=0, metavar="K",

@@ -7,7 +7,10 @@ problem.  :class:`HPADataset` reads a set with :func:`~napari_hpa.imageset.read_
 makes the contract's model input with :func:`~napari_hpa.imageset.to_model_input`
 at the training size, and augments it with a random D4 transform (the
 ``engine.tta`` convention: optional transpose, then ``k`` quarter turns) and a
-random scale crop (a square of 70-100 % of the side, resized back).
+random scale crop (a square of 70-100 % of the side, resized back).  With ``crop``,
+training sees random ``crop``-pixel windows of the ``size`` input at its own scale, so a
+model learns the detail of a larger input for the cost of a smaller one; validation and
+export use the whole input.
 """
 
 from __future__ import annotations
@@ -121,22 +124,35 @@ def d4(x: np.ndarray, transpose: bool, k: int) -> np.ndarray:
     return tta.apply(x, (bool(transpose), int(k)))
 
 
-def random_scale_crop(x: np.ndarray, rng: np.random.Generator, lo: float = 0.7) -> np.ndarray:
-    """A random square crop of ``lo``-100 % of the side, resized back to the side."""
+def random_scale_crop(x: np.ndarray, rng: np.random.Generator, lo: float = 0.7, out: int | None = None) -> np.ndarray:
+    """A random square crop of ``lo``-100 % of ``out`` (default: the side), resized to ``out``.
+
+    With ``lo=1`` and ``out`` below the side this is a plain random window at the input's scale.
+    """
     s = x.shape[-1]
-    side = int(round(s * rng.uniform(lo, 1.0)))
+    out = out or s
+    side = min(s, int(round(out * rng.uniform(lo, 1.0))))
     if side >= s:
         return x
     y0, x0 = rng.integers(0, s - side + 1, size=2)
     crop = x[:, y0 : y0 + side, x0 : x0 + side]
+    if side == out:
+        return crop
     from skimage.transform import resize
 
-    return resize(crop, (x.shape[0], s, s), order=1, anti_aliasing=False, preserve_range=True).astype(np.float32)
+    return resize(crop, (x.shape[0], out, out), order=1, anti_aliasing=False, preserve_range=True).astype(np.float32)
 
 
-def augment(x: np.ndarray, rng: np.random.Generator, scale_p: float = 0.5) -> np.ndarray:
+def augment(x: np.ndarray, rng: np.random.Generator, scale_p: float = 0.5, crop: int | None = None) -> np.ndarray:
+    """Random scale crop (probability ``scale_p``), then a random D4 transform.
+
+    ``crop``: return a random ``crop`` x ``crop`` window instead of the whole side (with the
+    scale jitter applied to the window).
+    """
     if rng.random() < scale_p:
-        x = random_scale_crop(x, rng)
+        x = random_scale_crop(x, rng, out=crop)
+    elif crop:
+        x = random_scale_crop(x, rng, lo=1.0, out=crop)
     return np.ascontiguousarray(d4(x, rng.random() < 0.5, int(rng.integers(4))))
 
 
@@ -153,11 +169,12 @@ class HPADataset(_torch_dataset_base()):
     """Items: ``{"image": float32 [4, S, S], "target": float32 [28], "antibody": int, "index": int}``."""
 
     def __init__(self, spec: DataSpec, indices, size: int, augment: bool = False, seed: int = 0,
-                 cache: bool = True):
+                 cache: bool = True, crop: int | None = None):
         self.spec = spec
         self.indices = np.asarray(indices, dtype=np.int64)
         self.size = int(size)
         self.augment = augment
+        self.crop = crop  # training windows of crop x crop (augment only)
         self.seed = seed
         self.epoch = 0
         self.ab = spec.antibody_ids
@@ -182,7 +199,7 @@ class HPADataset(_torch_dataset_base()):
         x = self.load(i)
         if self.augment:
             rng = np.random.default_rng((self.seed, self.epoch, i))
-            x = augment(x, rng)
+            x = augment(x, rng, crop=self.crop)
         return {
             "image": torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
             "target": torch.from_numpy(self.spec.targets[i]),

@@ -51,6 +51,7 @@ class TrainConfig:
     arch: str
     out: str
     size: int = 256
+    crop: int | None = None  # train on random crop x crop windows of the size input
     epochs: int = 10
     labels: str | None = None
     folds: int = 0
@@ -165,6 +166,8 @@ def validate_inputs(cfg: TrainConfig):
         raise TrainingError(f"unknown loss {cfg.loss!r}; choose one of {', '.join(LOSSES)}")
     if cfg.size < 32:
         raise TrainingError(f"--size must be at least 32 (got {cfg.size})")
+    if cfg.crop is not None and not 32 <= cfg.crop <= cfg.size:
+        raise TrainingError(f"--crop must be between 32 and --size {cfg.size} (got {cfg.crop})")
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise TrainingError("--epochs and --batch-size must be positive")
     if not cfg.map_weight >= 0:
@@ -255,7 +258,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     model = model.to(memory_format=torch.channels_last)  # ~10 % faster convolutions on CPU
     pw = pos_weights(torch.from_numpy(spec.targets[tr_idx]))
     criterion = make_criterion(cfg.arch, cfg.loss, pw, model, cfg.map_weight)
-    train_ds = HPADataset(spec, tr_idx, cfg.size, augment=True, seed=cfg.seed, cache=cfg.cache)
+    train_ds = HPADataset(spec, tr_idx, cfg.size, augment=True, seed=cfg.seed, cache=cfg.cache, crop=cfg.crop)
     train_loader, train_sampler = _loader(train_ds, cfg, True, cfg.seed)
     val_loader = None
     if val_spec is not None and len(va_idx):

@@ -159,6 +159,39 @@ def test_training_is_seeded(tiny_data, tmp_path):
     assert all(torch.equal(ma[k], mb[k]) for k in ma)
 
 
+def test_crop_windows_are_at_the_input_scale():
+    """--crop: a training item is a D4 transform of a crop x crop window of the input, unresized."""
+    from napari_hpa.engine import tta
+    from napari_hpa.train.data import augment
+
+    x = np.random.default_rng(0).random((4, 64, 64), dtype=np.float32)
+    for seed in range(10):
+        y = augment(x, np.random.default_rng(seed), scale_p=0.0, crop=32)
+        assert y.shape == (4, 32, 32)
+        found = False
+        for t in tta.TTA_MODES["d4"]:
+            w = tta.invert(y, t)
+            (a, b), = np.argwhere(x[0] == w[0, 0, 0])  # random values: one place only
+            found |= np.array_equal(x[:, a:a + 32, b:b + 32], w)
+        assert found, seed
+    # with scale jitter the window is resized to the crop size
+    assert augment(x, np.random.default_rng(1), scale_p=1.0, crop=32).shape == (4, 32, 32)
+
+
+def test_train_with_crop_validates_and_exports_the_whole_input(tiny_data, tmp_path):
+    import onnxruntime as ort
+
+    from napari_hpa.engine.contract import check_contract
+
+    run = tmp_path / "run"
+    assert _train(tiny_data, run, "timm:resnet18", "--crop", "32") == 0
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["input_size"] == 64 and cfg["args"]["crop"] == 32
+    assert main(["export", str(run), "--out", str(tmp_path / "m.onnx")]) == 0
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    assert check_contract(sess).input_size == 64
+
+
 @pytest.mark.parametrize("arch", ["dual-resnet34", "arcface-resnet", "gapnet", "densenet121"])
 def test_loss_goes_down_on_a_fixed_batch(arch, tiny_data):
     from napari_hpa.train.data import HPADataset, load_data
@@ -220,6 +253,14 @@ def test_negative_map_weight(tiny_data, tmp_path, capsys):
     err = _error(capsys, ["train", "--data", str(tiny_data), "--arch", "dual-resnet34", "--map-weight", "-1",
                           "--out", str(tmp_path / "r")])
     assert "--map-weight must be 0 or more" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_crop_out_of_range(tiny_data, tmp_path, capsys):
+    for crop in ("16", "65"):
+        err = _error(capsys, ["train", "--data", str(tiny_data), "--arch", "gapnet", "--size", "64",
+                              "--crop", crop, "--out", str(tmp_path / "r")])
+        assert f"--crop must be between 32 and --size 64 (got {crop})" in err
     assert not (tmp_path / "r").exists()
 
 
