@@ -166,7 +166,8 @@ def _torch_dataset_base():
 
 
 class HPADataset(_torch_dataset_base()):
-    """Items: ``{"image": float32 [4, S, S], "target": float32 [28], "antibody": int, "index": int}``."""
+    """Items: ``{"image": float32 [4, S, S] ([4, crop, crop] when augmenting with a crop), "target": float32 [28],
+    "antibody": int, "index": int}``."""
 
     def __init__(self, spec: DataSpec, indices, size: int, augment: bool = False, seed: int = 0,
                  cache: bool = True, crop: int | None = None):
