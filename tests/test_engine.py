@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import onnxruntime as ort
@@ -118,6 +119,41 @@ def test_explicit_cuda_that_cannot_start_is_a_clear_error_not_a_crash(toy):
         assert "cuda" in str(exc).lower()
     else:  # a machine with a working GPU
         assert session.get_providers()[0] == "CUDAExecutionProvider"
+
+
+def test_missing_driver_is_found_by_its_library(monkeypatch):
+    from napari_hpa.engine import providers
+
+    monkeypatch.setattr(providers, "_DRIVER_LIBRARY", {sys.platform: "libnot-a-gpu-driver.so.9"})
+    providers._missing_gpu_driver.cache_clear()
+    try:
+        assert "libnot-a-gpu-driver.so.9 could not be loaded" in providers._missing_gpu_driver()
+        present = "libc.so.6" if sys.platform == "linux" else sys.executable
+        monkeypatch.setattr(providers, "_DRIVER_LIBRARY", {sys.platform: present})
+        providers._missing_gpu_driver.cache_clear()
+        if sys.platform == "linux":  # any library that loads stands for the driver's
+            assert providers._missing_gpu_driver() is None
+    finally:
+        providers._missing_gpu_driver.cache_clear()
+
+
+def test_without_a_driver_cuda_is_not_even_tried(toy, monkeypatch):
+    """No CUDA library loading (slow, and holding the GIL) where no driver can run it."""
+    from napari_hpa.engine import providers
+
+    monkeypatch.setattr(providers, "available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(providers, "_missing_gpu_driver", lambda: "no NVIDIA driver (libcuda.so.1 could not be loaded)")
+
+    def no_preload():
+        raise AssertionError("CUDA libraries loaded without a driver")
+
+    monkeypatch.setattr(providers, "_preload_gpu_libraries", no_preload)
+    session, note = create_session(toy.path, ProviderRequest("auto"))
+    assert session.get_providers() == ["CPUExecutionProvider"]
+    assert note.startswith("cuda provider not in use: no NVIDIA driver (libcuda.so.1")
+    assert note.endswith("running on the CPU")
+    with pytest.raises(ProviderError, match=r"cuda provider not in use: no NVIDIA driver .*--provider auto"):
+        create_session(toy.path, ProviderRequest("cuda"))
 
 
 def test_unknown_provider():

@@ -10,9 +10,11 @@ ones merely compiled in.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import io
 import os
+import sys
 from dataclasses import dataclass
 
 from ..errors import HPAError
@@ -51,6 +53,30 @@ def available_providers() -> list[str]:
     import onnxruntime as ort
 
     return list(ort.get_available_providers())
+
+
+# the NVIDIA driver's user-space library, without which no CUDA provider can start
+_DRIVER_LIBRARY = {"linux": "libcuda.so.1", "win32": "nvcuda.dll"}
+
+
+@functools.cache
+def _missing_gpu_driver() -> str | None:
+    """Why the NVIDIA driver cannot be used here, or ``None`` when its library loads.
+
+    Checked before anything else of CUDA's is loaded: onnxruntime's own CUDA start
+    (``preload_dlls`` and the provider library) holds the GIL for a few hundred ms
+    and then fails anyway on a machine without the driver, which would freeze the
+    viewer while a worker thread loads an ensemble.  Platforms whose driver library
+    is not known here are not checked.
+    """
+    name = _DRIVER_LIBRARY.get(sys.platform)
+    if name is None:
+        return None
+    try:
+        ctypes.CDLL(name)
+    except OSError:
+        return f"no NVIDIA driver ({name} could not be loaded)"
+    return None
 
 
 @functools.cache
@@ -102,19 +128,23 @@ def create_session(model, request: ProviderRequest = ProviderRequest()):
             "or use --provider auto or cpu"
         )
     wanted = [p for p in wanted if (p if isinstance(p, str) else p[0]) in compiled]
+    failure = ""
     if gpu and not missing:
-        _preload_gpu_libraries()
+        failure = _missing_gpu_driver() or ""
+        if failure:  # do not even try: it would fail, slowly
+            wanted = ["CPUExecutionProvider"]
+        else:
+            _preload_gpu_libraries()
     elif gpu and request.provider == "auto":
         note = f"{', '.join(short_name(p) for p in missing)} not in this onnxruntime build"
 
-    failure = ""
     printed = io.StringIO()
     try:
         # onnxruntime reports a provider failure itself: in C++ on stderr, and with
         # print() ("EP Error ... Falling back to CPU") on stdout; keep both for the note
         with _ort_quiet(), _quiet_fd(2), contextlib.redirect_stdout(printed):
             session = ort.InferenceSession(model_arg, sess_options=options, providers=wanted)
-        failure = _ep_error(printed.getvalue())
+        failure = failure or _ep_error(printed.getvalue())
     except Exception as exc:  # a provider that throws while starting
         if wanted == ["CPUExecutionProvider"]:
             raise
