@@ -93,6 +93,11 @@ class ClassifierWidget(QWidget):
         self.viewer.dims.events.current_step.connect(self._on_step)
         self._refresh_fields()
         self._show_models()
+        # A first import holds the GIL (onnxruntime's C library, scikit-image's resize with
+        # scipy: together a few hundred ms): do them while the widget opens, not in the
+        # worker, where they would freeze the viewer during the first Classify.
+        import onnxruntime  # noqa: F401
+        from skimage.transform import resize  # noqa: F401  (skimage loads it lazily: name it)
 
     # ------------------------------------------------------------------ UI
 
