@@ -131,6 +131,8 @@ def create_session(model, request: ProviderRequest = ProviderRequest()):
     failure = ""
     if gpu and not missing:
         failure = _missing_gpu_driver() or ""
+        if failure and request.provider in ("cuda", "tensorrt"):  # insisted on: no model to load
+            raise ProviderError(_not_in_use(gpu, failure) + _INSIST)
         if failure:  # do not even try: it would fail, slowly
             wanted = ["CPUExecutionProvider"]
         else:
@@ -155,12 +157,18 @@ def create_session(model, request: ProviderRequest = ProviderRequest()):
     used = session.get_providers()
     not_started = [p for p in gpu if p in compiled and p not in used]
     if not_started:
-        why = failure or "it failed to start (no GPU, or CUDA/cuDNN libraries not found)"
-        msg = f"{', '.join(short_name(p) for p in not_started)} provider not in use: {why}"
+        msg = _not_in_use(not_started, failure or "it failed to start (no GPU, or CUDA/cuDNN libraries not found)")
         if request.provider in ("cuda", "tensorrt"):
-            raise ProviderError(msg + "; use --provider auto to fall back to the CPU")
+            raise ProviderError(msg + _INSIST)
         note = msg + "; running on the CPU"
     return session, note
+
+
+_INSIST = "; use --provider auto to fall back to the CPU"
+
+
+def _not_in_use(providers: list[str], why: str) -> str:
+    return f"{', '.join(short_name(p) for p in providers)} provider not in use: {why}"
 
 
 def _ep_error(text: str) -> str:
