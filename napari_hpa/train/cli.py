@@ -29,7 +29,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         size=args.size, crop=args.crop, epochs=args.epochs, out=str(args.out), folds=args.folds, fold=args.fold,
         val_data=None if args.val_data is None else str(args.val_data), loss=args.loss,
         batch_size=args.batch_size, lr=args.lr, resume=args.resume, seed=args.seed, threads=args.threads,
-        workers=args.workers, pretrained=args.pretrained, backbone=args.backbone,
+        workers=args.workers, pretrained=args.pretrained, init=None if args.init is None else str(args.init),
+        backbone=args.backbone,
         limit_steps=args.limit_steps, quiet=args.quiet, map_weight=args.map_weight,
     )
     summary = train(cfg, log=lambda m: print(m, file=sys.stderr))
@@ -87,6 +88,10 @@ def add_train_parsers(sub) -> None:
     p.add_argument("--pretrained", metavar="PATH|timm",
                    help="backbone weights: a state-dict file (3-channel ones are adapted: yellow from red) "
                    "or 'timm' for timm's hub weights")
+    p.add_argument("--init", type=Path, metavar="RUN",
+                   help="start from the weights of another run of the same --arch (its folder or last.pt), "
+                   "head included, e.g. to fine-tune a trained model on your own labels; "
+                   "the optimizer and schedule start anew (--resume continues the new run)")
     p.add_argument("--limit-steps", type=int, metavar="N", help="at most N steps per epoch (quick runs)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)

@@ -11,7 +11,8 @@ A run folder holds
   out-of-fold probabilities for each labelled image, for ``napari-hpa labels import --probs``;
 * ``last.pt`` -- the checkpoint written (atomically) after every epoch: model,
   optimizer, scheduler, the number of epochs done, the arguments and the
-  architecture.  ``--resume`` continues from it up to ``--epochs``.
+  architecture.  ``--resume`` continues from it up to ``--epochs``; ``--init`` starts a
+  new run from another run's weights (same architecture, head included: fine-tuning).
 
 Validation: ``--folds K --fold i`` holds out fold ``i`` of a multi-label stratified
 K-fold split of the labels; ``--val-data DIR`` validates on another folder instead;
@@ -67,6 +68,7 @@ class TrainConfig:
     threads: int | None = None
     workers: int = 0
     pretrained: str | None = None
+    init: str | None = None  # a run folder or checkpoint of the same architecture to start from
     backbone: str | None = None
     limit_steps: int | None = None  # steps per epoch (for timing runs and tests)
     quiet: bool = False
@@ -189,7 +191,40 @@ def validate_inputs(cfg: TrainConfig):
         raise TrainingError("need at least 2 training images")
     if cfg.pretrained and cfg.pretrained != "timm" and not Path(cfg.pretrained).is_file():
         raise TrainingError(f"--pretrained {cfg.pretrained}: no such file")
+    if cfg.init and not ckpt:
+        if cfg.pretrained:
+            raise TrainingError("--init already gives every weight; leave out --pretrained")
+        init_checkpoint(cfg)  # fails early on a missing file or another architecture
     return spec, tr, val_spec, va, ckpt
+
+
+def init_checkpoint(cfg: TrainConfig) -> dict:
+    """The checkpoint named by ``--init`` (a run folder or its ``last.pt``), of ``cfg``'s architecture."""
+    path = Path(cfg.init)
+    if path.is_dir():
+        path = path / "last.pt"
+    ckpt = load_checkpoint(path)
+    if ckpt["arch"] != cfg.arch:
+        raise TrainingError(f"--init {path} is a run of architecture {ckpt['arch']!r}, not {cfg.arch!r}")
+    theirs, ours = ckpt["build_kwargs"].get("backbone"), cfg.backbone
+    if ours and theirs and ours != theirs:
+        raise TrainingError(f"--init {path} has backbone {theirs!r}, not --backbone {ours!r}")
+    return ckpt
+
+
+def load_init(model, ckpt: dict) -> tuple[int, list[str]]:
+    """Copy ``ckpt``'s weights into ``model`` where names and shapes agree.
+
+    Returns (tensors loaded, names kept fresh): a head whose size depends on the data, such as
+    the ArcFace head over another data set's antibodies, starts fresh.
+    """
+    own = model.state_dict()
+    state = {k: v for k, v in ckpt["model"].items() if k in own and v.shape == own[k].shape}
+    fresh = sorted(k for k in own if k not in state)
+    if not state:
+        raise TrainingError("--init: none of the checkpoint's tensors fit the model")
+    model.load_state_dict(state, strict=False)
+    return len(state), fresh
 
 
 def _lr_lambda(total_steps: int, warmup: int):
@@ -251,10 +286,18 @@ def train(cfg: TrainConfig, log=print) -> dict:
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     seed_everything(cfg.seed)
-    kw = ckpt["build_kwargs"] if ckpt else build_kwargs(cfg, spec)
+    if cfg.init and not ckpt:
+        init = init_checkpoint(cfg)
+        kw = {**init["build_kwargs"], **build_kwargs(cfg, spec)}
+    else:
+        init = None
+        kw = ckpt["build_kwargs"] if ckpt else build_kwargs(cfg, spec)
     model = build_model(cfg.arch, pretrained=None if ckpt else cfg.pretrained, **kw)
     if ckpt:
         model.load_state_dict(ckpt["model"])
+    elif init:
+        n, fresh = load_init(model, init)
+        log(f"--init {cfg.init}: {n} tensors loaded" + (f"; starting fresh: {', '.join(fresh)}" if fresh else ""))
     model = model.to(memory_format=torch.channels_last)  # ~10 % faster convolutions on CPU
     pw = pos_weights(torch.from_numpy(spec.targets[tr_idx]))
     criterion = make_criterion(cfg.arch, cfg.loss, pw, model, cfg.map_weight)

@@ -122,6 +122,31 @@ def test_resume_continues_epoch_count(tiny_data, tmp_path):
     assert not torch.equal(ck1["model"][k], ck2["model"][k])
 
 
+def test_init_starts_from_another_runs_weights(exported, tiny_data, tmp_path):
+    """--init copies every tensor of a run of the same arch, head included; a data-sized head
+    (ArcFace over other antibodies) starts fresh; the new run counts its own epochs."""
+    from napari_hpa.train.loop import TrainConfig, build_model, init_checkpoint, load_init
+
+    src, _ = exported["timm:resnet18"]
+    run = tmp_path / "ft"
+    assert _train(tiny_data, run, "timm:resnet18", "--init", str(src), "--lr", "0") == 0
+    before = torch.load(src / "last.pt", weights_only=True)["model"]
+    after = torch.load(run / "last.pt", weights_only=True)
+    assert after["epoch"] == 1
+    # lr 0 (warm-up and cosine scale it, AdamW decay is lr-scaled): the weights are the source's
+    for k, v in before.items():
+        if "running" not in k and "num_batches" not in k:
+            assert torch.equal(after["model"][k], v), k
+
+    src, _ = exported["arcface-resnet"]
+    ckpt = init_checkpoint(TrainConfig(data="", arch="arcface-resnet", out="", init=str(src)))
+    kw = dict(ckpt["build_kwargs"], num_ids=ckpt["build_kwargs"]["num_ids"] + 3)
+    model = build_model("arcface-resnet", **kw)
+    n, fresh = load_init(model, ckpt)
+    assert fresh and all("arc" in k for k in fresh), fresh
+    assert n == len(model.state_dict()) - len(fresh)
+
+
 def test_folds_give_out_of_fold_probabilities_for_review(tiny_data, tmp_path):
     """Each fold writes val_probs.csv for its held-out ids; the K files import into a session."""
     from napari_hpa.labels import read_labels, read_probabilities
@@ -157,6 +182,19 @@ def test_training_is_seeded(tiny_data, tmp_path):
     ma = torch.load(a / "last.pt", weights_only=True)["model"]
     mb = torch.load(b / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(ma[k], mb[k]) for k in ma)
+
+
+def test_cache_keeps_8bit_sets_as_uint8(tiny_data):
+    """The training cache holds 8-bit sets in a quarter of the memory, within half a grey level."""
+    from napari_hpa.train.data import HPADataset, load_data
+
+    spec = load_data(tiny_data)
+    cached, plain = HPADataset(spec, [0, 1], 48), HPADataset(spec, [0, 1], 48, cache=False)
+    first = cached.load(0)
+    assert cached.cache[0].dtype == np.uint8 and cached.cache[0].shape == (4, 48, 48)
+    assert first.dtype == np.float32
+    np.testing.assert_allclose(first, plain.load(0), atol=0.5 / 255 + 1e-6)
+    np.testing.assert_array_equal(cached.load(0), first)  # from the cache, the same input
 
 
 def test_crop_windows_are_at_the_input_scale():
@@ -278,6 +316,20 @@ def test_checkpoint_of_another_arch(exported, tiny_data, capsys):
     assert "architecture 'dual-resnet34', not 'gapnet'" in err
     err = _error(capsys, ["train", "--data", str(tiny_data), "--arch", "dual-resnet34", "--out", str(run)])
     assert "already holds a training run" in err
+
+
+def test_init_bad_input(exported, tiny_data, tmp_path, capsys):
+    run, _ = exported["dual-resnet34"]
+    err = _error(capsys, ["train", "--data", str(tiny_data), "--arch", "gapnet", "--init", str(run),
+                          "--out", str(tmp_path / "r")])
+    assert "is a run of architecture 'dual-resnet34', not 'gapnet'" in err
+    err = _error(capsys, ["train", "--data", str(tiny_data), "--arch", "gapnet", "--init", str(tmp_path / "none"),
+                          "--out", str(tmp_path / "r")])
+    assert "no such file" in err and "none" in err
+    err = _error(capsys, ["train", "--data", str(tiny_data), "--arch", "dual-resnet34", "--init", str(run),
+                          "--pretrained", str(run / "last.pt"), "--out", str(tmp_path / "r")])
+    assert "leave out --pretrained" in err
+    assert not (tmp_path / "r").exists()
 
 
 def test_export_bad_input(tmp_path, capsys):
