@@ -9,7 +9,7 @@ Takes a review session made from synthetic data generated with ``--noise-rate`` 
         --epochs 12 --seed 1 --out runs/base
     for i in 0 1 2; do
         napari-hpa train --data data --labels data/labels_noisy.csv --folds 3 --fold $i \\
-            --arch timm:resnet10t --size 256 --crop 128 --epochs 6 --lr 3e-4 --init runs/base \\
+            --arch timm:resnet10t --size 256 --crop 128 --epochs 12 --lr 3e-4 --init runs/base \\
             --out runs/fold$i
     done
     napari-hpa labels import --images data --labels data/labels_noisy.csv \\
