@@ -20,7 +20,7 @@ With K the number of corrupted images, prints for each queue order the share of 
 corrupted images among its first K entries (recall at K, the project's target is >= 70 %
 for "most suspicious"), also at 2K, and by kind of corruption; random order is the mean
 over many shuffles.  Prints figures only (no assertions).  The session is not changed
-except for the cached cleanlab scores that any "suspicious" queue stores.
+except for the scores that any "suspicious" queue stores.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy as np
 
 from napari_hpa.review.store import ReviewSession
 
-ORDERS = ("suspicious", "disagreement", "least_confident")
+ORDERS = ("suspicious", "cleanlab", "disagreement", "least_confident")
 
 
 def main(argv=None) -> None:

@@ -96,12 +96,13 @@ def cmd_suspicious(args: argparse.Namespace) -> int:
     with _session(args.session) as s:
         ids = s.queue(args.order)
         top = ids[: args.top]
-        scores = s.scores()
+        # the suspicious queue has just stored the scores; other orders refresh them
+        scores = s.scores() if args.order == "suspicious" else s.compute_issues()
         rows = []
         for rank, image_id in enumerate(top, start=1):
             rec = s.record(image_id)
             hl = s.highlights(image_id)
-            score = scores[rec.index] if scores is not None else float("nan")
+            score = scores[rec.index]
             rows.append(
                 [
                     rank,
@@ -245,8 +246,9 @@ def add_labels_parser(subparsers) -> argparse.ArgumentParser:
     q = sub.add_parser(
         "suspicious",
         help="list the images whose labels are most likely wrong",
-        description="Rank the images by cleanlab's multi-label quality score (or another "
-        "order needing probabilities) and list the first K.",
+        description="Rank the images by the probability that their labels are right (or "
+        "another order needing probabilities) and list the first K, with that probability "
+        "as Score.",
     )
     q.add_argument("session", type=Path)
     q.add_argument("--top", type=int, default=20, metavar="K", help="how many (default 20)")

@@ -10,9 +10,11 @@ ties keep the listed order (stable sorts).
 order              meaning
 =================  =====================================================================
 ``listed``         the input order
-``suspicious``     ascending label-quality score of ``cleanlab.multilabel_classification``
+``suspicious``     ascending :func:`label_confidence`, the probability that the label set
+                   is right under a noise model (see there): most likely mislabelled first
+``cleanlab``       ascending label-quality score of ``cleanlab.multilabel_classification``
                    (``get_label_quality_scores``, self-confidence per class aggregated by
-                   an exponential moving average): most likely mislabelled first
+                   an exponential moving average)
 ``disagreement``   descending L1 distance between the label set and the probabilities,
                    ``sum_k |y_k - p_k|``
 ``least_confident``ascending confidence, ``min_k`` of how far ``p_k`` is from its class
@@ -20,8 +22,7 @@ order              meaning
 ``unreviewed``     only the images not yet marked reviewed, in the input order
 =================  =====================================================================
 
-``suspicious``, ``disagreement`` and ``least_confident`` need probabilities and
-raise :class:`~napari_hpa.errors.SessionError` without them.
+Every order but ``listed`` and ``unreviewed`` needs probabilities and raises :class:`~napari_hpa.errors.SessionError` without them.
 
 :func:`issue_mask` gives, per image and class, whether the class annotation
 looks wrong (cleanlab's ``find_multilabel_issues_per_class``); split by the
@@ -42,12 +43,20 @@ from ..errors import SessionError
 ORDERS: dict[str, str] = {
     "listed": "as listed",
     "suspicious": "most suspicious first",
+    "cleanlab": "cleanlab label quality, lowest first",
     "disagreement": "largest model-label disagreement",
     "least_confident": "least confident",
     "unreviewed": "not yet reviewed",
 }
-NEEDS_PROBABILITIES = frozenset({"suspicious", "disagreement", "least_confident"})
+NEEDS_PROBABILITIES = frozenset({"suspicious", "cleanlab", "disagreement", "least_confident"})
 DEFAULT_THRESHOLD = 0.5
+#: Share of images assumed to carry one corrupted label when :func:`label_confidence`
+#: turns the corruption odds into a probability (it changes the values, not the order).
+PRIOR_CORRUPTED = 0.05
+#: Weight of the pull of each class's calibration towards the pooled one (a Gaussian
+#: prior of unit variance on the difference): it decides only for classes with few images.
+_CALIBRATION_PRIOR = 0.5
+_CLIP = 1e-6
 
 
 def as_thresholds(thresholds=None) -> np.ndarray:
@@ -84,6 +93,91 @@ def label_quality_scores(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return np.asarray(get_label_quality_scores(_label_lists(labels), probs), dtype=np.float64)
+
+
+def _platt(logits: np.ndarray, y: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """Per-column Platt scaling ``sigmoid(a * logit + b)`` fitted by maximum likelihood,
+    with a Gaussian prior pulling ``(a, b)`` towards ``prior`` (``(2, C)``); returns
+    ``(2, C)``."""
+    from scipy.optimize import minimize
+
+    cols = logits.shape[1]
+
+    def nll(x):
+        a, b = x[:cols], x[cols:]
+        z = logits * a + b
+        resid = 0.5 * (1 + np.tanh(0.5 * z)) - y  # sigmoid(z) - y, without overflow
+        da, db = a - prior[0], b - prior[1]
+        value = np.sum(np.logaddexp(0, z) - y * z) + _CALIBRATION_PRIOR * np.sum(da**2 + db**2)
+        grad = np.concatenate([
+            np.sum(resid * logits, axis=0) + 2 * _CALIBRATION_PRIOR * da,
+            np.sum(resid, axis=0) + 2 * _CALIBRATION_PRIOR * db,
+        ])
+        return value, grad
+
+    x = minimize(nll, np.concatenate([prior[0], prior[1]]), jac=True, method="L-BFGS-B").x
+    return np.stack([x[:cols], x[cols:]])
+
+
+def calibrated_logits(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """``(N, 28)`` logits of the probabilities, Platt-scaled per class to the given labels.
+
+    Models trained with focal or Lovasz losses give probabilities that are not calibrated,
+    and differently for each class: a class the model sees poorly has low probabilities
+    even where it is labelled.  One ``(a, b)`` is fitted on all classes pooled, then one
+    per class with a prior pulling it towards the pooled fit, so classes with few images
+    keep the pooled calibration.
+    """
+    p = np.clip(np.asarray(probs, dtype=np.float64), _CLIP, 1 - _CLIP)
+    logits = np.log(p) - np.log1p(-p)
+    y = np.asarray(labels, dtype=np.float64)
+    pooled = _platt(logits.reshape(-1, 1), y.reshape(-1, 1), np.array([[1.0], [0.0]]))
+    ab = _platt(logits, y, np.repeat(pooled, logits.shape[1], axis=1))
+    return logits * ab[0] + ab[1]
+
+
+def corruption_odds(labels: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    """Per image, how much likelier it is that one label was corrupted than that the
+    label set is right, given calibrated per-class ``logits`` (independent classes).
+
+    The noise model: one label added (a class drawn uniformly among the absent ones),
+    dropped (one of the present ones) or swapped (one present class for one absent),
+    each kind equally likely.  With ``o_k`` the odds of class ``k`` and ``n`` labels,
+    the ratio sums the ways the true set could have been changed into the given one::
+
+        added:   sum_{k labelled} (1 / o_k) / (C - n + 1)
+        dropped: sum_{k unlabelled} o_k / (n + 1)
+        swapped: sum_{j labelled, k unlabelled} (1 / o_j) o_k / (n (C - n))
+
+    each divided by 3.  A labelled class the model doubts weighs less than an
+    unlabelled class it is sure of, because an added label could have been any of
+    the ``C - n`` absent classes while a dropped one was one of few.
+    """
+    y = np.asarray(labels, dtype=bool)
+    odds = np.exp(np.clip(logits, -30.0, 30.0))
+    n = y.sum(axis=1)
+    c = y.shape[1]
+    doubted = np.where(y, 1 / odds, 0).sum(axis=1)
+    missed = np.where(y, 0, odds).sum(axis=1)
+    added = doubted / np.maximum(c - n + 1, 1)
+    dropped = missed / (n + 1)
+    swapped = doubted * missed / np.maximum(n * (c - n), 1)
+    return (added + dropped + swapped) / 3
+
+
+def label_confidence(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Per image, the probability that its label set is right, in (0, 1]; low = likely
+    mislabelled.
+
+    :func:`corruption_odds` on :func:`calibrated_logits`, with a prior of
+    :data:`PRIOR_CORRUPTED` corrupted images: ``1 / (1 + r / (1 - r) * odds)``.
+    """
+    labels = np.asarray(labels, dtype=bool)
+    if len(labels) == 0:
+        return np.zeros(0)
+    odds = corruption_odds(labels, calibrated_logits(labels, probs))
+    prior = PRIOR_CORRUPTED / (1 - PRIOR_CORRUPTED)
+    return 1 / (1 + prior * odds)
 
 
 def issue_mask(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
@@ -141,7 +235,7 @@ def order_indices(
 ) -> np.ndarray:
     """Row indices of the queue ``order`` (see the module docstring).
 
-    ``scores`` may pass precomputed cleanlab scores for ``suspicious``.
+    ``scores`` may pass precomputed :func:`label_confidence` values for ``suspicious``.
     """
     if order not in ORDERS:
         raise ValueError(f"unknown queue order {order!r}; choose one of {', '.join(ORDERS)}")
@@ -159,7 +253,9 @@ def order_indices(
             return np.arange(n)
         return np.flatnonzero(~np.asarray(reviewed, dtype=bool))
     if order == "suspicious":
-        key = label_quality_scores(labels, probs) if scores is None else np.asarray(scores)
+        key = label_confidence(labels, probs) if scores is None else np.asarray(scores)
+    elif order == "cleanlab":
+        key = label_quality_scores(labels, probs)
     elif order == "disagreement":
         key = -disagreement(labels, probs)
     else:  # least_confident

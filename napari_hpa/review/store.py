@@ -16,7 +16,7 @@ Schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`)::
            probs BLOB,                          -- 28 little-endian float64, or NULL
            source TEXT,                         -- JSON: image files found at import, or NULL
            extra TEXT,                          -- JSON: extra CSV columns (e.g. Antibody)
-           score REAL, issues INTEGER,          -- cleanlab quality score, per-class issue
+           score REAL, issues INTEGER,          -- P(labels right), cleanlab per-class issue
            issues_basis TEXT)                   -- bits, and the labels they were computed on
     edits(seq INTEGER PRIMARY KEY AUTOINCREMENT,-- append-only log
           row INTEGER, kind TEXT, field TEXT,   -- kind: set toggle accept review note undo redo
@@ -789,8 +789,9 @@ class ReviewSession:
     # ------------------------------------------------------------------ ordering
 
     def compute_issues(self) -> np.ndarray:
-        """cleanlab label-quality scores for every image (input order), stored with the
-        per-class issue mask used by :meth:`highlights`.  Needs probabilities."""
+        """The probability that each image's labels are right (input order,
+        :func:`.ordering.label_confidence`), stored with cleanlab's per-class issue mask
+        used by :meth:`highlights`.  Needs probabilities."""
         probs = self.probabilities_array()
         if probs is None:
             raise SessionError(
@@ -798,7 +799,7 @@ class ReviewSession:
                 path=self.path,
             )
         labels = self.labels_array()
-        scores = ordering.label_quality_scores(labels, probs)
+        scores = ordering.label_confidence(labels, probs)
         mask = ordering.issue_mask(labels, probs)
         weights = (1 << np.arange(NUM_CLASSES, dtype=np.int64))
         bits = (mask.astype(np.int64) * weights).sum(axis=1)
@@ -840,7 +841,8 @@ class ReviewSession:
         return [self._ids[i] for i in idx]
 
     def scores(self) -> np.ndarray | None:
-        """The stored cleanlab scores (input order; NaN where not computed), or ``None``."""
+        """The stored :meth:`compute_issues` scores (input order; NaN where not computed),
+        or ``None``."""
         with self._lock:
             vals = [r[0] for r in self._conn.execute("SELECT score FROM images ORDER BY row")]
         if all(v is None for v in vals):

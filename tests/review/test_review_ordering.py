@@ -47,8 +47,70 @@ def test_suspicious_puts_the_corrupted_first(noisy_case):
     y, p, corrupted, _ = noisy_case
     order = ordering.order_indices("suspicious", y, p)
     assert sorted(order[: len(corrupted)].tolist()) == corrupted
+    scores = ordering.label_confidence(y, p)
+    assert scores.shape == (200,) and np.all((0 < scores) & (scores <= 1))
+    assert sorted(np.argsort(scores)[: len(corrupted)].tolist()) == corrupted
+    order = ordering.order_indices("cleanlab", y, p)
+    assert sorted(order[: len(corrupted)].tolist()) == corrupted
     scores = ordering.label_quality_scores(y, p)
     assert scores.shape == (200,) and np.all((0 <= scores) & (scores <= 1))
+
+
+def weak_class_case(n=300, seed=3):
+    """Class 0 is one the model sees poorly: where it is labelled its probability is only
+    0.05-0.3, elsewhere below 0.03.  The other classes it sees well: 0.85-0.99 where
+    present, up to 0.35 where absent.  Image 7 was given class 1 wrongly (p 0.2), image 11
+    lost its class 5 (p 0.97 but unlabelled)."""
+    rng = np.random.default_rng(seed)
+    sets = [{int(rng.integers(3, 28))} | ({0} if i % 3 == 0 else set()) | ({1} if i % 4 == 0 else set())
+            for i in range(n)]
+    sets[7], sets[11] = {1, 9}, {2}
+    probs = rng.uniform(0.0, 0.35, size=(n, 28))
+    probs[:, 0] = rng.uniform(0.0, 0.03, size=n)
+    for i, s in enumerate(sets):
+        for k in s:
+            probs[i, k] = rng.uniform(0.05, 0.3) if k == 0 else rng.uniform(0.85, 0.99)
+    probs[7, 1] = 0.2
+    probs[11, 5] = 0.97
+    return onehot(sets), probs
+
+
+def test_suspicious_calibrates_each_class():
+    """A weakly seen class's low probabilities are not taken as evidence of wrong labels;
+    a well seen class's 0.2 is."""
+    y, p = weak_class_case()
+    order = ordering.order_indices("suspicious", y, p)
+    assert sorted(order[:2].tolist()) == [7, 11]
+    # cleanlab takes the labelled class 0's 0.05-0.3 for worse than the class 1's 0.2
+    assert ordering.order_indices("cleanlab", y, p).tolist().index(7) > 20
+    logits = ordering.calibrated_logits(y, p)
+    weak = logits[y[:, 0], 0]
+    assert np.median(1 / (1 + np.exp(-weak))) > np.median(p[y[:, 0], 0])  # raised
+    assert np.isfinite(logits).all()
+
+
+def test_corruption_odds_follow_the_noise_model():
+    y = onehot([{0}, {0}, {0, 1}, set()])
+    logits = np.full((4, 28), -4.0)
+    logits[:3, 0] = 4.0
+    logits[1, 5] = 4.0  # a class missing from its labels: likely dropped
+    logits[2, 1] = -2.0  # labelled but doubted: likely added
+    odds = ordering.corruption_odds(y, logits)
+    o_lo, o_hi = np.exp(-4.0), np.exp(4.0)
+    # image 0: added (1/o_hi) / 28 + dropped 27 o_lo / 2 + swapped (1/o_hi) 27 o_lo / 27, over 3
+    expected0 = ((1 / o_hi) / 28 + 27 * o_lo / 2 + (1 / o_hi) * 27 * o_lo / 27) / 3
+    np.testing.assert_allclose(odds[0], expected0)
+    assert odds[1] > odds[2] > odds[0]  # a sure missing class beats a doubted one among 27
+    assert np.isfinite(odds).all() and odds[3] > 0  # no labels: only "dropped" is possible
+
+
+def test_label_confidence_on_degenerate_input():
+    assert ordering.label_confidence(np.zeros((0, 28), bool), np.zeros((0, 28))).shape == (0,)
+    y = onehot([{0}])
+    p = np.zeros((1, 28))
+    p[0, 0] = 1.0  # probabilities of exactly 0 and 1, one image, 27 classes never labelled
+    c = ordering.label_confidence(y, p)
+    assert np.isfinite(c).all() and 0 < c[0] <= 1
 
 
 def test_issue_mask_flags_only_swapped_classes(noisy_case):
@@ -97,7 +159,7 @@ def test_ties_keep_the_listed_order():
     y = onehot([{0}] * 4)
     p = np.zeros((4, 28))
     p[:, 0] = 0.7
-    for order in ("suspicious", "disagreement", "least_confident"):
+    for order in sorted(ordering.NEEDS_PROBABILITIES):
         assert ordering.order_indices(order, y, p).tolist() == [0, 1, 2, 3]
 
 
