@@ -687,7 +687,8 @@ class ReviewWidget(QWidget):
         self.predicted_label.setText(
             f"labels{changed}: {' '.join(map(str, rec.labels)) or 'none'}"
             f" · imported: {' '.join(map(str, rec.original)) or 'none'}"
-            + (f" · model: {' '.join(map(str, predicted))}" if predicted is not None else ""))
+            + (f" · model: {' '.join(map(str, predicted))}" if predicted is not None else "")
+            + (f" · P(labels right) {rec.score:.2f}" if rec.score is not None else ""))
         self.accept_button.setEnabled(predicted is not None)
         self.reviewed_check.setChecked(rec.reviewed)
         if not self.note_edit.isModified() or self.note_edit.text() == rec.note:

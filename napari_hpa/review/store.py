@@ -133,6 +133,9 @@ class ImageRecord:
     reviewed: bool
     note: str
     probs: np.ndarray | None  # (28,) float64
+    #: P(labels right) from the last :meth:`ReviewSession.compute_issues`, or ``None``
+    #: when not computed or the labels changed since
+    score: float | None = None
 
     @property
     def changed(self) -> bool:
@@ -514,11 +517,13 @@ class ReviewSession:
         self._meta["thresholds"] = json.dumps(t.tolist())
 
     def record(self, image_id: str) -> ImageRecord:
-        """One image's labels, original labels, review mark, note and probabilities."""
+        """One image's labels, original labels, review mark, note, probabilities and score."""
         row = self._row(image_id)
         with self._lock:
-            original, labels, reviewed, note, probs = self._conn.execute(
-                "SELECT original, labels, reviewed, note, probs FROM images WHERE row=?", (row,)
+            original, labels, reviewed, note, probs, score, basis = self._conn.execute(
+                "SELECT original, labels, reviewed, note, probs, score, issues_basis "
+                "FROM images WHERE row=?",
+                (row,),
             ).fetchone()
         return ImageRecord(
             image_id,
@@ -528,6 +533,7 @@ class ReviewSession:
             bool(reviewed),
             note,
             None if probs is None else np.frombuffer(probs, dtype="<f8").copy(),
+            score if basis == labels else None,
         )
 
     def labels(self, image_id: str) -> Target:

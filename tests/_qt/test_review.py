@@ -265,6 +265,17 @@ def test_queue_orders_filter_and_jump(review, qtbot, session_path):
         widget.set_class_filter(None)
     qtbot.waitUntil(lambda: not widget.busy, timeout=5000)
     assert stored(session_path)["queue"] == ("e", "c", "d", "a", "b")
+    assert "P(labels right)" not in widget.predicted_label.text()  # no scores yet
+
+    # most suspicious: the probability that the labels are right is shown
+    with qtbot.waitSignal(widget.queue_changed, timeout=10000) as blocker:
+        widget.set_order("suspicious")
+    qtbot.waitUntil(lambda: not widget.busy, timeout=5000)
+    first = blocker.args[0][0]
+    _wait_shown(qtbot, widget, first)
+    with ReviewSession.open(session_path) as s:
+        score = s.record(first).score
+    assert score is not None and f"P(labels right) {score:.2f}" in widget.predicted_label.text()
 
 
 def test_export_button_path(review, qtbot, session_path, tmp_path):

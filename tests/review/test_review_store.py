@@ -9,7 +9,7 @@ import pytest
 
 from napari_hpa.errors import SessionError
 from napari_hpa.labels import read_labels
-from napari_hpa.review import ReviewSession
+from napari_hpa.review import ReviewSession, ordering
 from napari_hpa.review.store import SCHEMA_VERSION
 
 from review_data import SMALL, small_probs
@@ -170,11 +170,14 @@ def test_suspicious_queue_and_highlights(session):
     assert h.flag(0) is None
     assert session.highlights("img-a") .labelled_improbable == ()
     assert session.predicted("img-b") == (4,)
+    scores = session.scores()
+    assert scores.shape == (6,) and scores.argmin() == 1
+    assert session.record("img-b").score == scores[1] and session.record("img-a").score == scores[0]
     session.accept_predicted("img-b")
     assert session.labels("img-b") == (4,)
     assert session.highlights("img-b") == session.highlights("img-b").__class__()
-    scores = session.scores()
-    assert scores.shape == (6,) and scores.argmin() == 1
+    assert session.record("img-b").score is None  # computed on labels since changed
+    assert session.record("img-a").score == scores[0]
 
 
 def test_unreviewed_queue(session):
@@ -195,7 +198,7 @@ def test_thresholds_and_top_class(session):
 
 
 def test_orders_need_probabilities(plain_session):
-    for order in ("suspicious", "disagreement", "least_confident"):
+    for order in sorted(ordering.NEEDS_PROBABILITIES):
         with pytest.raises(SessionError, match="probabilities"):
             plain_session.queue(order)
     with pytest.raises(SessionError, match="no model probabilities"):
