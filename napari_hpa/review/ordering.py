@@ -22,7 +22,8 @@ order              meaning
 ``unreviewed``     only the images not yet marked reviewed, in the input order
 =================  =====================================================================
 
-Every order but ``listed`` and ``unreviewed`` needs probabilities and raises :class:`~napari_hpa.errors.SessionError` without them.
+Every order but ``listed`` and ``unreviewed`` needs probabilities and raises
+:class:`~napari_hpa.errors.SessionError` without them.
 
 :func:`issue_mask` gives, per image and class, whether the class annotation
 looks wrong (cleanlab's ``find_multilabel_issues_per_class``); split by the

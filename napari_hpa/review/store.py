@@ -8,7 +8,7 @@ kill loses nothing that returned.  Exports are read from the store.
 
 Schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`)::
 
-    meta(key TEXT PRIMARY KEY, value TEXT)      -- format, schema, created, sources,
+    meta(key TEXT PRIMARY KEY, value TEXT)      -- format, schema, created, sources, score,
                                                 -- thresholds (JSON), extra CSV columns
     images(row INTEGER PRIMARY KEY,             -- 0-based input order
            id TEXT UNIQUE, original TEXT,       -- targets as "0 25" (ascending)
@@ -71,6 +71,9 @@ SCHEMA_VERSION = 1
 FORMAT = "napari-hpa review session"
 SQLITE_MAGIC = b"SQLite format 3\x00"
 EDIT_KINDS = ("set", "toggle", "accept", "review", "note", "undo", "redo")
+#: What the ``score`` column holds (meta ``score``); earlier versions stored cleanlab's
+#: label-quality score there without this key.
+_SCORE_KIND = "label_confidence"
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -533,7 +536,7 @@ class ReviewSession:
             bool(reviewed),
             note,
             None if probs is None else np.frombuffer(probs, dtype="<f8").copy(),
-            score if basis == labels else None,
+            score if basis == labels and self._meta.get("score") == _SCORE_KIND else None,
         )
 
     def labels(self, image_id: str) -> Target:
@@ -815,6 +818,8 @@ class ReviewSession:
                 "UPDATE images SET score=?, issues=?, issues_basis=? WHERE row=?",
                 ((float(s), int(b), t, n) for n, (s, b, t) in enumerate(zip(scores, bits, basis))),
             )
+            c.execute("INSERT OR REPLACE INTO meta VALUES ('score', ?)", (_SCORE_KIND,))
+        self._meta["score"] = _SCORE_KIND
         return scores
 
     def queue(
@@ -849,6 +854,8 @@ class ReviewSession:
     def scores(self) -> np.ndarray | None:
         """The stored :meth:`compute_issues` scores (input order; NaN where not computed),
         or ``None``."""
+        if self._meta.get("score") != _SCORE_KIND:
+            return None  # none yet, or cleanlab's, stored by an earlier version
         with self._lock:
             vals = [r[0] for r in self._conn.execute("SELECT score FROM images ORDER BY row")]
         if all(v is None for v in vals):

@@ -178,6 +178,14 @@ def test_suspicious_queue_and_highlights(session):
     assert session.highlights("img-b") == session.highlights("img-b").__class__()
     assert session.record("img-b").score is None  # computed on labels since changed
     assert session.record("img-a").score == scores[0]
+    # a session whose scores an earlier version stored (cleanlab's) shows none
+    path = session.path
+    session.close()
+    with sqlite3.connect(path) as c:
+        c.execute("DELETE FROM meta WHERE key='score'")
+    c.close()
+    with ReviewSession.open(path) as s:
+        assert s.record("img-a").score is None and s.scores() is None
 
 
 def test_unreviewed_queue(session):
