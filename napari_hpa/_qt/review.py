@@ -688,7 +688,7 @@ class ReviewWidget(QWidget):
             f"labels{changed}: {' '.join(map(str, rec.labels)) or 'none'}"
             f" · imported: {' '.join(map(str, rec.original)) or 'none'}"
             + (f" · model: {' '.join(map(str, predicted))}" if predicted is not None else "")
-            + (f" · P(labels right) {rec.score:.2f}" if rec.score is not None else ""))
+            + (f" · P(labels right) {rec.score:.2g}" if rec.score is not None else ""))
         self.accept_button.setEnabled(predicted is not None)
         self.reviewed_check.setChecked(rec.reviewed)
         if not self.note_edit.isModified() or self.note_edit.text() == rec.note:

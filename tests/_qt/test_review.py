@@ -275,7 +275,7 @@ def test_queue_orders_filter_and_jump(review, qtbot, session_path):
     _wait_shown(qtbot, widget, first)
     with ReviewSession.open(session_path) as s:
         score = s.record(first).score
-    assert score is not None and f"P(labels right) {score:.2f}" in widget.predicted_label.text()
+    assert score is not None and f"P(labels right) {score:.2g}" in widget.predicted_label.text()
 
 
 def test_export_button_path(review, qtbot, session_path, tmp_path):
