@@ -101,13 +101,14 @@ def _platt(logits: np.ndarray, y: np.ndarray, prior: np.ndarray) -> np.ndarray:
     with a Gaussian prior pulling ``(a, b)`` towards ``prior`` (``(2, C)``); returns
     ``(2, C)``."""
     from scipy.optimize import minimize
+    from scipy.special import expit
 
     cols = logits.shape[1]
 
     def nll(x):
         a, b = x[:cols], x[cols:]
         z = logits * a + b
-        resid = 0.5 * (1 + np.tanh(0.5 * z)) - y  # sigmoid(z) - y, without overflow
+        resid = expit(z) - y
         da, db = a - prior[0], b - prior[1]
         value = np.sum(np.logaddexp(0, z) - y * z) + _CALIBRATION_PRIOR * np.sum(da**2 + db**2)
         grad = np.concatenate([
@@ -129,8 +130,9 @@ def calibrated_logits(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
     per class with a prior pulling it towards the pooled fit, so classes with few images
     keep the pooled calibration.
     """
-    p = np.clip(np.asarray(probs, dtype=np.float64), _CLIP, 1 - _CLIP)
-    logits = np.log(p) - np.log1p(-p)
+    from scipy.special import logit
+
+    logits = logit(np.clip(np.asarray(probs, dtype=np.float64), _CLIP, 1 - _CLIP))
     y = np.asarray(labels, dtype=np.float64)
     pooled = _platt(logits.reshape(-1, 1), y.reshape(-1, 1), np.array([[1.0], [0.0]]))
     ab = _platt(logits, y, np.repeat(pooled, logits.shape[1], axis=1))
