@@ -27,7 +27,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(
         data=str(args.data), labels=None if args.labels is None else str(args.labels), arch=args.arch,
         size=args.size, crop=args.crop, epochs=args.epochs, out=str(args.out), folds=args.folds, fold=args.fold,
-        val_data=None if args.val_data is None else str(args.val_data), loss=args.loss,
+        val_data=None if args.val_data is None else str(args.val_data), val_every=args.val_every, loss=args.loss,
         batch_size=args.batch_size, lr=args.lr, resume=args.resume, seed=args.seed, threads=args.threads,
         workers=args.workers, pretrained=args.pretrained, init=None if args.init is None else str(args.init),
         backbone=args.backbone,
@@ -74,6 +74,9 @@ def add_train_parsers(sub) -> None:
                    help="multi-label stratified K folds; validate on fold --fold (default: no split)")
     p.add_argument("--fold", type=int, default=0, metavar="I", help="the held-out fold (default 0)")
     p.add_argument("--val-data", type=Path, metavar="DIR", help="validate on another folder instead")
+    p.add_argument("--val-every", type=int, default=1, metavar="N",
+                   help="validate after every N-th epoch and after the last; 0: after the last only "
+                   "(default 1). Validation does not change the trained weights")
     p.add_argument("--loss", choices=LOSSES, default="combo",
                    help="classification loss (default combo = focal + symmetric Lovasz + hard-negative BCE)")
     p.add_argument("--map-weight", type=float, default=MAP_WEIGHT, metavar="W",

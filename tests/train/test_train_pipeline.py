@@ -184,6 +184,24 @@ def test_training_is_seeded(tiny_data, tmp_path):
     assert all(torch.equal(ma[k], mb[k]) for k in ma)
 
 
+def test_val_every_validates_less_and_trains_the_same_weights(tiny_data, tmp_path):
+    """--val-every 0 validates after the last epoch only; validation draws no random numbers
+    from the training's stream, so the weights are those of a run validated every epoch."""
+    every, last = tmp_path / "every", tmp_path / "last"
+    assert _train(tiny_data, every, "timm:resnet18", "--epochs", "3") == 0
+    assert _train(tiny_data, last, "timm:resnet18", "--epochs", "3", "--val-every", "0") == 0
+    rows = {r: list(csv.DictReader(open(r / "log.csv"))) for r in (every, last)}
+    assert [bool(x["val_macro_f1"]) for x in rows[every]] == [True, True, True]
+    assert [bool(x["val_macro_f1"]) for x in rows[last]] == [False, False, True]
+    assert rows[every][2]["val_loss"] == rows[last][2]["val_loss"]
+    ma = torch.load(every / "last.pt", weights_only=True)["model"]
+    mb = torch.load(last / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(ma[k], mb[k]) for k in ma)
+    two = tmp_path / "two"
+    assert _train(tiny_data, two, "timm:resnet18", "--epochs", "3", "--val-every", "2") == 0
+    assert [bool(x["val_macro_f1"]) for x in csv.DictReader(open(two / "log.csv"))] == [False, True, True]
+
+
 def test_cache_keeps_8bit_sets_as_uint8(tiny_data):
     """The training cache holds 8-bit sets in a quarter of the memory, within half a grey level."""
     from napari_hpa.train.data import HPADataset, load_data
@@ -291,6 +309,13 @@ def test_negative_map_weight(tiny_data, tmp_path, capsys):
     err = _error(capsys, ["train", "--data", str(tiny_data), "--arch", "dual-resnet34", "--map-weight", "-1",
                           "--out", str(tmp_path / "r")])
     assert "--map-weight must be 0 or more" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_negative_val_every(tiny_data, tmp_path, capsys):
+    err = _error(capsys, ["train", "--data", str(tiny_data), "--arch", "gapnet", "--val-every", "-1",
+                          "--out", str(tmp_path / "r")])
+    assert "--val-every must be 0 or more (got -1)" in err
     assert not (tmp_path / "r").exists()
 
 
