@@ -130,6 +130,6 @@ def classify(ensemble: Ensemble, image_id: str, data: np.ndarray, tta: str | Non
         attention_translate=translate,
         ensemble=ensemble.name,
         embedding=None if pred.embeddings is None else pred.embeddings[0],
-        providers=sorted({p for ps in ensemble.providers.values() for p in ps}),
+        providers=ensemble.providers_in_use,
         tta=tta,
     )

@@ -78,11 +78,11 @@ def cmd_view(args: argparse.Namespace) -> int:
 
 
 def _load_ensemble(args: argparse.Namespace):
-    from .engine import Ensemble, ProviderRequest
+    from .engine import Ensemble
     from .bundled import resolve_models
 
     models = resolve_models(args.models)
-    ensemble = Ensemble.load(models, ProviderRequest(args.provider, args.device_id))
+    ensemble = Ensemble.load(models, provider_request(args))
     for note in ensemble.provider_notes:
         print(f"napari-hpa: {note}", file=sys.stderr)
     return models, ensemble
@@ -114,10 +114,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"napari-hpa predict: skipped: {message}", file=sys.stderr)
 
     models, ensemble = _load_ensemble(args)
-    used = sorted({p for ps in ensemble.providers.values() for p in ps})
     print(
         f"ensemble {ensemble.name!r} ({len(ensemble.members)} members, TTA "
-        f"{args.tta or ensemble.spec.tta}) on {', '.join(used)}; {len(sources)} image sets",
+        f"{args.tta or ensemble.spec.tta}) on {', '.join(ensemble.providers_in_use)}; {len(sources)} image sets",
         file=sys.stderr,
     )
     progress = None if args.quiet else _progress_bar(0, "img")
@@ -133,7 +132,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         with dask_client(args.dask) as client:
             summary = predict_sources_dask(
                 client, models, sources, outputs,
-                provider=args.provider, device_id=args.device_id, **common,
+                request=provider_request(args), **common,
             )
     else:
         summary = predict_sources(ensemble, sources, outputs, workers=args.workers, **common)
@@ -167,15 +166,23 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _provider_options(p: argparse.ArgumentParser) -> None:
+def provider_request(args: argparse.Namespace):
+    from .engine import ProviderRequest
+
+    return ProviderRequest(args.provider, args.device_id, args.threads)
+
+
+def provider_options(p: argparse.ArgumentParser, models: bool = True) -> None:
+    """``--provider``, ``--device-id`` and ``--threads`` (and ``--models`` unless ``models=False``)."""
     from .engine.providers import PROVIDER_CHOICES
 
-    p.add_argument(
-        "--models",
-        type=Path,
-        help="ensemble.json, a folder holding one, or a single .onnx model "
-        "(default: the bundled default ensemble)",
-    )
+    if models:
+        p.add_argument(
+            "--models",
+            type=Path,
+            help="ensemble.json, a folder holding one, or a single .onnx model "
+            "(default: the bundled default ensemble)",
+        )
     p.add_argument(
         "--provider",
         choices=PROVIDER_CHOICES,
@@ -183,6 +190,10 @@ def _provider_options(p: argparse.ArgumentParser) -> None:
         help="onnxruntime execution provider; auto tries CUDA and falls back to the CPU",
     )
     p.add_argument("--device-id", type=int, default=0, help="GPU number (default 0)")
+    p.add_argument(
+        "--threads", type=int, default=0, metavar="N",
+        help="onnxruntime threads per model on the CPU (default 0: all cores)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -246,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dask", metavar="ADDRESS", help="run on a Dask cluster (scheduler address, or local:N)"
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    _provider_options(p)
+    provider_options(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser(
@@ -260,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="index file to write (.npz)")
     p.add_argument("--batch-size", type=int, default=8, help="sets per batch (default 8)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    _provider_options(p)
+    provider_options(p)
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser(

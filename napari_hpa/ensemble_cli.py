@@ -14,16 +14,17 @@ def _bar(unit: str):
 
 
 def cmd_ensemble_build(args: argparse.Namespace) -> int:
+    from .cli import provider_request
     from .evaluate import build_ensemble
 
     path, report = build_ensemble(
         args.members, args.val, args.out, thresholds=args.thresholds, tta=args.tta, combine=args.combine,
         weights=args.weights, embedding_member=args.embedding_member, ratios_from=args.ratios_from,
-        name=args.name, labels=args.labels, batch_size=args.batch_size,
+        name=args.name, labels=args.labels, batch_size=args.batch_size, request=provider_request(args),
         progress=None if args.quiet else _bar("img"),
     )
     print(f"wrote {path} ({len(args.members)} members, thresholds fitted by {args.thresholds!r} "
-          f"on {report.n_images} validation images)")
+          f"on {report.n_images} validation images; run on {', '.join(report.providers)})")
     for name, f in report.member_macro_f1.items():
         print(f"member {name}: macro F1 {f:.4f} (own {args.thresholds} thresholds)")
     print(f"ensemble: macro F1 {report.macro_f1:.4f}")
@@ -36,17 +37,20 @@ def cmd_ensemble_build(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .bundled import resolve_models
+    from .cli import provider_request
     from .evaluate import evaluate
 
     report = evaluate(
         resolve_models(args.models), args.data, args.labels, tta=args.tta, batch_size=args.batch_size,
-        limit=args.limit, progress=None if args.quiet or args.json else _bar("img"),
+        limit=args.limit, request=provider_request(args), progress=None if args.quiet or args.json else _bar("img"),
     )
     print(json.dumps(report.to_json(), indent=2) if args.json else report.format())
     return 0
 
 
 def add_ensemble_parsers(sub) -> None:
+    from .cli import provider_options
+
     p = sub.add_parser(
         "ensemble",
         help="build an ensemble manifest from exported members",
@@ -75,6 +79,7 @@ def add_ensemble_parsers(sub) -> None:
     b.add_argument("--name", help="ensemble name (default: the output folder's name)")
     b.add_argument("--batch-size", type=int, default=16)
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    provider_options(b, models=False)
     b.set_defaults(func=cmd_ensemble_build)
 
     p = sub.add_parser(
@@ -84,7 +89,6 @@ def add_ensemble_parsers(sub) -> None:
         "attention pointing game (when the models give attention and DIR/masks exists) and top-1 "
         "same-antibody retrieval (when a member gives embeddings and the labels have an Antibody column).",
     )
-    p.add_argument("--models", type=Path, help="ensemble.json, its folder, or one .onnx (default: bundled)")
     p.add_argument("--data", type=Path, required=True, metavar="DIR", help="labelled folder")
     p.add_argument("--labels", type=Path, metavar="CSV", help="labels CSV (default DIR/labels.csv)")
     p.add_argument("--tta", choices=["none", "flip", "d4"], help="override the manifest's TTA")
@@ -92,4 +96,5 @@ def add_ensemble_parsers(sub) -> None:
     p.add_argument("--limit", type=int, metavar="N", help="only the first N labelled images")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    provider_options(p)
     p.set_defaults(func=cmd_evaluate)

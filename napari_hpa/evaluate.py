@@ -132,6 +132,7 @@ class EvalReport:
     retrieval_top1: float | None = None
     retrieval_n: int = 0
     thresholds: list[float] | None = None
+    providers: list[str] = field(default_factory=list)  # onnxruntime providers the members ran on
 
     def to_json(self) -> dict:
         def clean(v):
@@ -143,6 +144,8 @@ class EvalReport:
 
     def format(self) -> str:
         lines = [f"{self.n_images} images: ensemble macro F1 {self.macro_f1:.4f}"]
+        if self.providers:
+            lines.append(f"  run on {', '.join(self.providers)}")
         for name, f in self.member_macro_f1.items():
             lines.append(f"  member {name}: macro F1 {f:.4f}")
         if self.pointing_game is not None:
@@ -181,12 +184,15 @@ def report_from(col: Collected, thresholds, min_one_label: bool = True, member_t
 
 
 def evaluate(models: str | Path, data: str | Path, labels=None, *, tta=None, batch_size=16,
-             limit=None, progress=None) -> EvalReport:
-    from .engine import Ensemble
+             limit=None, request=None, progress=None) -> EvalReport:
+    """Score ``models`` on the labelled folder ``data``; ``request``: a ``ProviderRequest``."""
+    from .engine import Ensemble, ProviderRequest
 
-    ens = Ensemble.load(models)
+    ens = Ensemble.load(models, request or ProviderRequest())
     col = collect(ens, data, labels, tta=tta, batch_size=batch_size, limit=limit, progress=progress)
-    return report_from(col, ens.thresholds, ens.spec.min_one_label)
+    rep = report_from(col, ens.thresholds, ens.spec.min_one_label)
+    rep.providers = ens.providers_in_use
+    return rep
 
 
 def _ratios_from(labels_csv: str | Path) -> np.ndarray:
@@ -213,10 +219,14 @@ def build_ensemble(
     name: str | None = None,
     labels: str | Path | None = None,
     batch_size: int = 16,
+    request=None,
     progress=None,
 ) -> tuple[Path, EvalReport]:
-    """Fit thresholds on ``val`` and write ``out`` (the manifest); returns (path, report on val)."""
-    from .engine import Ensemble, EnsembleSpec, MemberSpec, write_manifest
+    """Fit thresholds on ``val`` and write ``out`` (the manifest); returns (path, report on val).
+
+    ``request``: the ``ProviderRequest`` the members run under (default: auto, all cores).
+    """
+    from .engine import Ensemble, EnsembleSpec, MemberSpec, ProviderRequest, write_manifest
     from .engine.ensemble import load_member
 
     if not members:
@@ -244,11 +254,14 @@ def build_ensemble(
         tta=tta, combine=combine, thresholds=None, min_one_label=True,
         embedding_member=embedding_member, name=name or out.parent.name or "ensemble",
     )
-    ens = Ensemble(spec, [load_member(m) for m in spec.members])
+    request = request or ProviderRequest()
+    ens = Ensemble(spec, [load_member(m, request) for m in spec.members])
     col = collect(ens, val, labels, tta=tta, batch_size=batch_size, progress=progress)
     ratios = _ratios_from(ratios_from) if ratios_from else None
     thr = fit_thresholds(thresholds, col.probs, col.y_true, ratios)
     member_thr = {n: fit_thresholds(thresholds, p, col.y_true, ratios) for n, p in col.member_probs.items()}
     spec.thresholds = tuple(float(t) for t in thr)
     path = write_manifest(spec, out)
-    return path, report_from(col, thr, True, member_thr)
+    rep = report_from(col, thr, True, member_thr)
+    rep.providers = ens.providers_in_use
+    return path, rep

@@ -158,6 +158,13 @@ def test_without_a_driver_cuda_is_not_even_tried(toy, monkeypatch):
 def test_unknown_provider():
     with pytest.raises(ProviderError, match="unknown provider 'gpu'"):
         ProviderRequest("gpu")
+    with pytest.raises(ProviderError, match="threads must be 0 .all cores. or more, not -1"):
+        ProviderRequest("cpu", threads=-1)
+
+
+def test_threads_reach_the_session(toy):
+    session, _ = create_session(toy.path, ProviderRequest("cpu", threads=1))
+    assert session.get_session_options().intra_op_num_threads == 1
 
 
 # --------------------------------------------------------------------------- TTA

@@ -28,6 +28,7 @@ from ..errors import HPAError
 from ..imageset import SetSource, find_sets, read_set, source_for_file
 from ..labels import atomic_write_text, format_target, parse_target
 from .ensemble import Ensemble, Prediction
+from .providers import ProviderRequest
 
 ErrorCallback = Callable[[str, str, str], None]  # id, path, message
 ProgressCallback = Callable[[int, int], None]  # done, total
@@ -409,19 +410,17 @@ def predict_sources(
 _WORKER_ENSEMBLES: dict[tuple, Ensemble] = {}
 
 
-def _worker_ensemble(models: str, provider: str, device_id: int) -> Ensemble:
+def _worker_ensemble(models: str, request: ProviderRequest) -> Ensemble:
     """The ensemble of this worker process, loaded once and kept."""
-    from .providers import ProviderRequest
-
-    key = (models, provider, device_id)
+    key = (models, request)
     if key not in _WORKER_ENSEMBLES:
-        _WORKER_ENSEMBLES[key] = Ensemble.load(models, ProviderRequest(provider, device_id))
+        _WORKER_ENSEMBLES[key] = Ensemble.load(models, request)
     return _WORKER_ENSEMBLES[key]
 
 
-def _dask_chunk(models, provider, device_id, sources, tta, batch_size, need_att, need_emb):
+def _dask_chunk(models, request, sources, tta, batch_size, need_att, need_emb):
     """Run on a Dask worker: predict a chunk of sets; return results and errors."""
-    ensemble = _worker_ensemble(models, provider, device_id)
+    ensemble = _worker_ensemble(models, request)
     preds, errors = [], []
     for start in range(0, len(sources), batch_size):
         ids, batch = [], []
@@ -466,8 +465,7 @@ def predict_sources_dask(
     sources: Sequence[SetSource],
     outputs: PredictOutputs,
     *,
-    provider: str = "auto",
-    device_id: int = 0,
+    request: ProviderRequest = ProviderRequest(),
     tta: str | None = None,
     batch_size: int = 8,
     resume: bool = False,
@@ -491,7 +489,7 @@ def predict_sources_dask(
 
     def submit(c):
         return client.submit(
-            _dask_chunk, models, provider, device_id, c, tta, batch_size,
+            _dask_chunk, models, request, c, tta, batch_size,
             run.need_attention, run.need_embeddings, pure=False,
         )
 

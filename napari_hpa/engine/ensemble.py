@@ -310,6 +310,11 @@ class Ensemble:
         return {m.name: m.providers for m in self.members}
 
     @property
+    def providers_in_use(self) -> list[str]:
+        """Every provider some member's session uses, sorted."""
+        return sorted({p for ps in self.providers.values() for p in ps})
+
+    @property
     def provider_notes(self) -> list[str]:
         return sorted({m.provider_note for m in self.members if m.provider_note})
 

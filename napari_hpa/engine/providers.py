@@ -42,6 +42,8 @@ class ProviderRequest:
             raise ProviderError(
                 f"unknown provider {self.provider!r}; choose one of {', '.join(PROVIDER_CHOICES)}"
             )
+        if self.threads < 0:
+            raise ProviderError(f"threads must be 0 (all cores) or more, not {self.threads}")
 
 
 def short_name(provider: str) -> str:

@@ -372,15 +372,18 @@ def test_ensemble_build_and_evaluate(exported, tiny_data, tmp_path, capsys):
     manifest = tmp_path / "models" / "tiny" / "ensemble.json"
     emb = exported["arcface-resnet"][1].stem
     assert main(["ensemble", "build", *members, "--val", str(tiny_data), "--out", str(manifest),
-                 "--thresholds", "ratio", "--tta", "flip", "--embedding-member", emb, "-q"]) == 0
+                 "--thresholds", "ratio", "--tta", "flip", "--embedding-member", emb, "-q",
+                 "--provider", "cpu", "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert out.count("member ") == 3 and "ensemble: macro F1" in out
+    assert "run on CPUExecutionProvider)" in out
     ens = Ensemble.load(manifest)
     assert ens.spec.thresholds is not None and len(ens.spec.thresholds) == 28
     assert ens.spec.tta == "flip" and ens.embedding_member.name == emb
-    assert main(["evaluate", "--models", str(manifest), "--data", str(tiny_data), "--json", "-q"]) == 0
+    assert main(["evaluate", "--models", str(manifest), "--data", str(tiny_data), "--json", "-q",
+                 "--provider", "cpu", "--threads", "2"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["n_images"] == 16
+    assert report["n_images"] == 16 and report["providers"] == ["CPUExecutionProvider"]
     assert 0 <= report["macro_f1"] <= 1
     assert report["pointing_game"] is not None and report["pointing_pairs"] > 0
     assert report["retrieval_top1"] is not None and report["retrieval_n"] == 16
