@@ -20,14 +20,15 @@ def cmd_ensemble_build(args: argparse.Namespace) -> int:
     path, report = build_ensemble(
         args.members, args.val, args.out, thresholds=args.thresholds, tta=args.tta, combine=args.combine,
         weights=args.weights, embedding_member=args.embedding_member, ratios_from=args.ratios_from,
-        name=args.name, labels=args.labels, batch_size=args.batch_size, request=provider_request(args),
+        name=args.name, labels=args.labels, batch_size=args.batch_size, stack=args.stack,
+        stack_c=args.stack_c, request=provider_request(args),
         progress=None if args.quiet else _bar("img"),
     )
     print(f"wrote {path} ({len(args.members)} members, thresholds fitted by {args.thresholds!r} "
           f"on {report.n_images} validation images; run on {', '.join(report.providers)})")
     for name, f in report.member_macro_f1.items():
         print(f"member {name}: macro F1 {f:.4f} (own {args.thresholds} thresholds)")
-    print(f"ensemble: macro F1 {report.macro_f1:.4f}")
+    print(f"ensemble{' (stacked)' if args.stack else ''}: macro F1 {report.macro_f1:.4f}")
     if report.pointing_game is not None:
         print(f"attention pointing game {report.pointing_game:.4f}")
     if report.retrieval_top1 is not None:
@@ -75,6 +76,11 @@ def add_ensemble_parsers(sub) -> None:
     b.add_argument("--tta", choices=["none", "flip", "d4"], default="none", help="default none")
     b.add_argument("--combine", choices=["mean", "max"], default="mean", help="TTA combination (default mean)")
     b.add_argument("--weights", type=float, nargs="+", help="one weight per member (default 1)")
+    b.add_argument("--stack", action="store_true",
+                   help="combine the members per class by a logistic regression on their logits, "
+                   "fitted on the validation folder (the thresholds are then fitted on its output)")
+    b.add_argument("--stack-c", type=float, default=1.0, metavar="C",
+                   help="inverse L2 strength of --stack (default 1)")
     b.add_argument("--embedding-member", metavar="NAME", help="member giving embeddings (its file stem)")
     b.add_argument("--name", help="ensemble name (default: the output folder's name)")
     b.add_argument("--batch-size", type=int, default=16)

@@ -27,6 +27,7 @@ from .errors import HPAError, TrainingError
 from .metrics import (
     apply_thresholds,
     f1_per_class,
+    fit_stacking,
     fit_thresholds,
     macro_f1,
     pointing_hits,
@@ -219,14 +220,19 @@ def build_ensemble(
     name: str | None = None,
     labels: str | Path | None = None,
     batch_size: int = 16,
+    stack: bool = False,
+    stack_c: float = 1.0,
     request=None,
     progress=None,
 ) -> tuple[Path, EvalReport]:
     """Fit thresholds on ``val`` and write ``out`` (the manifest); returns (path, report on val).
 
+    ``stack``: also fit the per-class logistic combination of the members (``stacking`` in
+    the manifest; L2 strength ``1 / stack_c``) on ``val`` and the thresholds on its output.
     ``request``: the ``ProviderRequest`` the members run under (default: auto, all cores).
     """
     from .engine import Ensemble, EnsembleSpec, MemberSpec, ProviderRequest, write_manifest
+    from .engine.ensemble import Stacking
     from .engine.ensemble import load_member
 
     if not members:
@@ -235,6 +241,8 @@ def build_ensemble(
         raise TrainingError(f"--thresholds must be f1 or ratio, not {thresholds!r}")
     if weights is not None and len(weights) != len(members):
         raise TrainingError(f"--weights has {len(weights)} numbers for {len(members)} members")
+    if stack and not stack_c > 0:
+        raise TrainingError(f"--stack-c must be positive, not {stack_c}")
     paths = [Path(m) for m in members]
     for p in paths:
         if not p.is_file():
@@ -258,6 +266,12 @@ def build_ensemble(
     ens = Ensemble(spec, [load_member(m, request) for m in spec.members])
     col = collect(ens, val, labels, tta=tta, batch_size=batch_size, progress=progress)
     ratios = _ratios_from(ratios_from) if ratios_from else None
+    if stack:
+        bias, w = fit_stacking(
+            np.stack(list(col.member_probs.values())), col.y_true, [m.weight for m in spec.members], stack_c
+        )
+        spec.stacking = Stacking(bias, w)
+        col.probs = spec.stacking.apply(np.stack(list(col.member_probs.values()))).astype(np.float32)
     thr = fit_thresholds(thresholds, col.probs, col.y_true, ratios)
     member_thr = {n: fit_thresholds(thresholds, p, col.y_true, ratios) for n, p in col.member_probs.items()}
     spec.thresholds = tuple(float(t) for t in thr)

@@ -56,6 +56,7 @@ def collect_info(models: Path | None = None, device_id: int = 0) -> dict:
             "name": ensemble.name,
             "tta": ensemble.spec.tta,
             "combine": ensemble.spec.combine,
+            "members_combined_by": "per-class logistic stacking" if ensemble.spec.stacking is not None else "weights",
             "members": [
                 {
                     "name": m.name,
@@ -89,7 +90,10 @@ def format_info(info: dict) -> str:
     if "error" in ens:
         lines.append(f"ensemble: {ens['error']}")
     elif ens:
-        lines.append(f"ensemble {ens['name']!r} ({ens['path']}), TTA {ens['tta']} combined by {ens['combine']}:")
+        lines.append(
+            f"ensemble {ens['name']!r} ({ens['path']}), TTA {ens['tta']} combined by {ens['combine']}, "
+            f"members combined by {ens['members_combined_by']}:"
+        )
         for m in ens["members"]:
             extras = []
             if m["attention"]:

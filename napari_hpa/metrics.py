@@ -114,6 +114,38 @@ def fit_thresholds_ratio(probs, ratios, lo: float = 0.01, hi: float = 0.99) -> n
     return np.clip(out, lo, hi)
 
 
+def fit_stacking(member_probs, y_true, fallback_weights, C: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Per class, a logistic regression on the members' logits: ``(bias [C], weights [M, C])``.
+
+    ``member_probs``: ``[M, N, C]``.  Features are standardised for the fit (L2 strength
+    ``1 / C``, scikit-learn's ``LogisticRegression``) and the scaling folded back into the
+    returned weights, so that ``sigmoid(bias + sum_m weights[m] * logit(p_m))`` is the
+    fitted probability.  A class with fewer than two positive or negative images keeps
+    ``fallback_weights`` (normalised to sum 1; bias 0).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    from .engine.ensemble import logit
+
+    x = logit(member_probs)  # [M, N, C]
+    t = _as_bool(y_true)
+    m, _, n_classes = x.shape
+    fb = np.asarray(fallback_weights, dtype=np.float64)
+    weights = np.tile((fb / fb.sum())[:, None], (1, n_classes))
+    bias = np.zeros(n_classes)
+    for c in range(n_classes):
+        pos = int(t[:, c].sum())
+        if min(pos, len(t) - pos) < 2:
+            continue
+        f = x[:, :, c].T  # [N, M]
+        mu, sd = f.mean(0), np.maximum(f.std(0), 1e-6)
+        lr = LogisticRegression(C=C, max_iter=1000).fit((f - mu) / sd, t[:, c])
+        a = lr.coef_[0] / sd
+        weights[:, c] = a
+        bias[c] = lr.intercept_[0] - float(a @ mu)
+    return bias, weights
+
+
 def fit_thresholds(method: str, probs, y_true=None, ratios=None) -> np.ndarray:
     if method == "f1":
         if y_true is None:

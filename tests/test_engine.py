@@ -279,9 +279,35 @@ def test_weighted_ensemble_of_members(tmp_path):
     assert set(ens.providers) == {"a", "b", "c"}
 
 
+def test_stacked_ensemble_combines_members_per_class(tmp_path):
+    from napari_hpa.engine.ensemble import Stacking
+
+    a = make_toy(tmp_path / "a.onnx", seed=1, emb_dim=None)
+    b = make_toy(tmp_path / "b.onnx", seed=2, attention=False, emb_dim=None)
+    rng = np.random.default_rng(0)
+    bias, w = rng.normal(0, 1, 28), rng.normal(0, 1, (2, 28))
+    spec = EnsembleSpec([MemberSpec("a", a.path, 1.0), MemberSpec("b", b.path, 3.0)], stacking=Stacking(bias, w))
+    manifest = write_manifest(spec, tmp_path / "ensemble.json")
+    assert set(json.loads(manifest.read_text())["stacking"]["weights"]) == {"a", "b"}
+    ens = Ensemble.load(manifest)
+    np.testing.assert_allclose(ens.spec.stacking.weights, w, atol=1e-6)
+    ims = images(4)
+    pred = ens.predict(ims, tta="none")
+    x = np.stack([to_model_input(im, 16) for im in ims])
+    la, lb = a.logits(x), b.logits(x)
+    np.testing.assert_allclose(pred.probs, sigmoid(bias + w[0] * la + w[1] * lb), rtol=1e-4, atol=1e-5)
+    # the member weights still weigh the attention maps (only a has one here)
+    np.testing.assert_allclose(pred.attention, a.attention(x), rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize(
     "change, fragment",
     [
+        (lambda d: d.update(stacking=[1, 2]), "'stacking' must be an object"),
+        (lambda d: d.update(stacking={"bias": [0] * 27, "weights": {"toy": [1] * 28}}), "'stacking.bias' must be"),
+        (lambda d: d.update(stacking={"bias": [0] * 28, "weights": {"other": [1] * 28}}), "one list per member (toy)"),
+        (lambda d: d.update(stacking={"bias": [0] * 28, "weights": {"toy": [1] * 27 + [float("nan")]}}),
+         "'stacking.weights.toy' must be a list of 28 finite numbers"),
         (lambda d: d.update(hpa_ensemble=2), "reads version 1"),
         (lambda d: d.update(members=[]), "'members' must be a non-empty list"),
         (lambda d: d["members"][0].update(path="nope.onnx"), "members[0].path 'nope.onnx'"),

@@ -10,12 +10,18 @@ A manifest sits beside its members::
       "combine": "max",       # how TTA views are combined: mean | max
       "thresholds": [0.5, ...] or null,   # 28 per-class thresholds
       "min_one_label": true,  # the top class is always predicted
-      "embedding_member": "arcface" or null
+      "embedding_member": "arcface" or null,
+      "stacking": null or {"bias": [28 numbers],
+                           "weights": {"densenet121": [28 numbers], ...}}  # one per member
     }
 
 Member probabilities are ``sigmoid(logits)`` combined over the TTA views
 (attention maps are brought back onto the untransformed image first), then
-averaged across members with the manifest weights.  Attention maps of the
+averaged across members with the manifest weights.  With ``stacking`` (fitted
+by ``ensemble build --stack``) they are combined per class instead:
+``p_c = sigmoid(bias_c + sum_m weights[m][c] * logit(p_mc))``, so each class
+leans on the members that see it best; the member weights then only weigh the
+attention maps.  Attention maps of the
 members that have them are averaged on the grid of the first such member;
 cell ``(i, j)`` of an ``h x w`` grid covers rows ``[i H/h, (i+1) H/h)`` and
 columns ``[j W/w, (j+1) W/w)`` of the ``H x W`` field of view.  Embeddings
@@ -64,6 +70,25 @@ class MemberSpec:
 
 
 @dataclass
+class Stacking:
+    """Per-class logistic combination of the members' logits (see the module docstring)."""
+
+    bias: np.ndarray  # [28]
+    weights: np.ndarray  # [members, 28], in member order
+
+    def apply(self, member_probs: np.ndarray) -> np.ndarray:
+        """``[members, N, 28]`` member probabilities -> ``[N, 28]`` ensemble probabilities."""
+        z = self.bias + np.einsum("mc,mnc->nc", self.weights, logit(member_probs))
+        return sigmoid(z)
+
+    def to_json(self, names: Sequence[str]) -> dict:
+        return {
+            "bias": [round(float(b), 6) for b in self.bias],
+            "weights": {n: [round(float(w), 6) for w in row] for n, row in zip(names, self.weights)},
+        }
+
+
+@dataclass
 class EnsembleSpec:
     members: list[MemberSpec]
     tta: str = "none"
@@ -73,6 +98,7 @@ class EnsembleSpec:
     embedding_member: str | None = None
     name: str = "ensemble"
     path: Path | None = None  # the manifest file, when read from one
+    stacking: Stacking | None = None
 
     def to_json(self, folder: Path) -> dict:
         return {
@@ -87,6 +113,7 @@ class EnsembleSpec:
             "thresholds": None if self.thresholds is None else [round(t, 6) for t in self.thresholds],
             "min_one_label": self.min_one_label,
             "embedding_member": self.embedding_member,
+            "stacking": None if self.stacking is None else self.stacking.to_json([m.name for m in self.members]),
         }
 
 
@@ -160,6 +187,9 @@ def read_manifest(path: str | Path) -> EnsembleSpec:
     embedding_member = raw.get("embedding_member")
     if embedding_member is not None and embedding_member not in names:
         fail(f"'embedding_member' {embedding_member!r} is not a member ({', '.join(names)})")
+    stacking = raw.get("stacking")
+    if stacking is not None:
+        stacking = _read_stacking(stacking, names, fail)
     return EnsembleSpec(
         members=members,
         tta=tta,
@@ -169,7 +199,37 @@ def read_manifest(path: str | Path) -> EnsembleSpec:
         embedding_member=embedding_member,
         name=str(raw.get("name") or path.parent.name),
         path=path,
+        stacking=stacking,
     )
+
+
+def _numbers(value, n: int) -> np.ndarray | None:
+    """``value`` as ``n`` finite floats, or None."""
+    if not isinstance(value, list) or len(value) != n:
+        return None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return None
+    arr = np.asarray(value, dtype=np.float64)
+    return arr if np.isfinite(arr).all() else None
+
+
+def _read_stacking(raw, names: list[str], fail) -> Stacking:
+    if not isinstance(raw, dict):
+        fail("'stacking' must be an object with 'bias' and 'weights'")
+    bias = _numbers(raw.get("bias"), NUM_CLASSES)
+    if bias is None:
+        fail(f"'stacking.bias' must be a list of {NUM_CLASSES} finite numbers")
+    weights = raw.get("weights")
+    if not isinstance(weights, dict) or set(weights) != set(names):
+        got = sorted(weights) if isinstance(weights, dict) else weights
+        fail(f"'stacking.weights' must give one list per member ({', '.join(names)}), got {got!r}")
+    rows = []
+    for n in names:
+        row = _numbers(weights[n], NUM_CLASSES)
+        if row is None:
+            fail(f"'stacking.weights.{n}' must be a list of {NUM_CLASSES} finite numbers")
+        rows.append(row)
+    return Stacking(bias, np.stack(rows))
 
 
 # --------------------------------------------------------------------------- members
@@ -237,6 +297,12 @@ class Prediction:
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))
+
+
+def logit(p: np.ndarray, eps: float = 1e-7) -> np.ndarray:
+    """The inverse of :func:`sigmoid`, in float64, with ``p`` clipped to ``[eps, 1 - eps]``."""
+    p = np.clip(np.asarray(p, dtype=np.float64), eps, 1 - eps)
+    return np.log(p) - np.log1p(-p)
 
 
 def apply_thresholds(probs: np.ndarray, thresholds, min_one_label: bool) -> np.ndarray:
@@ -388,8 +454,12 @@ class Ensemble:
             if want_emb:
                 e = np.mean(emb_t, axis=0)
                 embeddings = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
-        weights = np.array([m.spec.weight for m in self.members], dtype=np.float32)
-        probs = np.tensordot(weights / weights.sum(), np.stack(list(member_probs.values())), axes=1)
+        stacked = np.stack(list(member_probs.values()))
+        if self.spec.stacking is not None:
+            probs = self.spec.stacking.apply(stacked)
+        else:
+            weights = np.array([m.spec.weight for m in self.members], dtype=np.float32)
+            probs = np.tensordot(weights / weights.sum(), stacked, axes=1)
         attention = None
         if maps:
             grid = maps[0].shape[-2:]

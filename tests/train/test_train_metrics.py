@@ -54,6 +54,60 @@ def test_fitted_thresholds_raise_f1():
     assert metrics.score_thresholds(probs2, y2, thr_f1) > 0.95
 
 
+def _two_experts(seed, n=600, c=28):
+    """Member 0 sees the first half of the classes well and guesses the rest; member 1 the
+    other way round: averaged with equal weights, each class's signal is halved by noise."""
+    rng = np.random.default_rng(seed)
+    y = rng.random((n, c)) < 0.2
+    good = np.zeros((2, c), bool)
+    good[0, : c // 2] = good[1, c // 2 :] = True
+    z = np.where(good[:, None, :], np.where(y, 2.0, -2.0) + rng.normal(0, 1.0, (2, n, c)), rng.normal(0, 3.0, (2, n, c)))
+    return 1 / (1 + np.exp(-z)), y
+
+
+def test_stacking_learns_which_member_sees_which_class():
+    from napari_hpa.engine.ensemble import Stacking
+
+    probs, y = _two_experts(0)
+    bias, weights = metrics.fit_stacking(probs, y, [1.0, 1.0])
+    assert bias.shape == (28,) and weights.shape == (2, 28)
+    # each class leans on its expert
+    assert np.all(weights[0, :14] > 3 * np.abs(weights[1, :14]))
+    assert np.all(weights[1, 14:] > 3 * np.abs(weights[0, 14:]))
+    stacked = Stacking(bias, weights)
+    thr_mean = metrics.fit_thresholds_f1(probs.mean(0), y)
+    thr_stack = metrics.fit_thresholds_f1(stacked.apply(probs), y)
+    # on a fresh sample of the same process, stacking beats the plain average
+    probs2, y2 = _two_experts(1)
+    f1_mean = metrics.score_thresholds(probs2.mean(0), y2, thr_mean)
+    f1_stack = metrics.score_thresholds(stacked.apply(probs2), y2, thr_stack)
+    assert f1_stack > f1_mean + 0.05, (f1_stack, f1_mean)
+
+
+def test_stacking_folds_the_scaling_into_the_weights():
+    """sigmoid(bias + sum w * logit(p)) is the regression's own probability."""
+    from sklearn.linear_model import LogisticRegression
+
+    from napari_hpa.engine.ensemble import Stacking, logit
+
+    probs, y = _two_experts(2, n=300, c=3)
+    bias, weights = metrics.fit_stacking(probs, y, [1.0, 1.0], C=0.5)
+    x = logit(probs[:, :, 1]).T
+    mu, sd = x.mean(0), x.std(0)
+    direct = LogisticRegression(C=0.5, max_iter=1000).fit((x - mu) / sd, y[:, 1]).predict_proba((x - mu) / sd)[:, 1]
+    np.testing.assert_allclose(Stacking(bias, weights).apply(probs)[:, 1], direct, atol=1e-6)
+
+
+def test_stacking_keeps_the_member_weights_for_a_class_without_positives():
+    probs, y = _two_experts(3, n=200, c=4)
+    y[:, 2] = False
+    y[0, 3] = True
+    y[1:, 3] = False  # a single positive is too few to fit
+    bias, weights = metrics.fit_stacking(probs, y, [3.0, 1.0])
+    for c in (2, 3):
+        assert bias[c] == 0 and weights[:, c] == pytest.approx([0.75, 0.25])
+
+
 def test_ratio_thresholds_match_rates():
     rng = np.random.default_rng(0)
     probs = rng.random((1000, 28))

@@ -357,6 +357,18 @@ def test_init_bad_input(exported, tiny_data, tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+def test_ensemble_build_bad_input(exported, tiny_data, tmp_path, capsys):
+    member = str(exported["gapnet"][1])
+    out = tmp_path / "m" / "ensemble.json"
+    base = ["ensemble", "build", member, "--val", str(tiny_data), "--out", str(out)]
+    assert "--weights has 2 numbers for 1 members" in _error(capsys, base + ["--weights", "1", "2"])
+    assert "--stack-c must be positive, not 0.0" in _error(capsys, base + ["--stack", "--stack-c", "0"])
+    assert "is not a member" in _error(capsys, base + ["--embedding-member", "zz"])
+    err = _error(capsys, ["ensemble", "build", str(tmp_path / "none.onnx"), "--val", str(tiny_data), "--out", str(out)])
+    assert "no such file" in err
+    assert not out.exists()
+
+
 def test_export_bad_input(tmp_path, capsys):
     err = _error(capsys, ["export", str(tmp_path / "none"), "--out", str(tmp_path / "m.onnx")])
     assert "no such folder" in err
@@ -387,3 +399,12 @@ def test_ensemble_build_and_evaluate(exported, tiny_data, tmp_path, capsys):
     assert 0 <= report["macro_f1"] <= 1
     assert report["pointing_game"] is not None and report["pointing_pairs"] > 0
     assert report["retrieval_top1"] is not None and report["retrieval_n"] == 16
+    # --stack: a per-class logistic combination, fitted on the same folder, in the manifest
+    stacked = tmp_path / "models" / "stacked" / "ensemble.json"
+    assert main(["ensemble", "build", *members, "--val", str(tiny_data), "--out", str(stacked),
+                 "--stack", "--stack-c", "0.5", "-q"]) == 0
+    assert "ensemble (stacked): macro F1" in capsys.readouterr().out
+    ens = Ensemble.load(stacked)
+    assert ens.spec.stacking is not None and ens.spec.stacking.weights.shape == (3, 28)
+    assert main(["evaluate", "--models", str(stacked), "--data", str(tiny_data), "--json", "-q"]) == 0
+    assert 0 <= json.loads(capsys.readouterr().out)["macro_f1"] <= 1
