@@ -267,11 +267,9 @@ def build_ensemble(
     col = collect(ens, val, labels, tta=tta, batch_size=batch_size, progress=progress)
     ratios = _ratios_from(ratios_from) if ratios_from else None
     if stack:
-        bias, w = fit_stacking(
-            np.stack(list(col.member_probs.values())), col.y_true, [m.weight for m in spec.members], stack_c
-        )
-        spec.stacking = Stacking(bias, w)
-        col.probs = spec.stacking.apply(np.stack(list(col.member_probs.values()))).astype(np.float32)
+        member_stack = np.stack(list(col.member_probs.values()))
+        spec.stacking = Stacking(*fit_stacking(member_stack, col.y_true, [m.weight for m in spec.members], stack_c))
+        col.probs = spec.stacking.apply(member_stack).astype(np.float32)
     thr = fit_thresholds(thresholds, col.probs, col.y_true, ratios)
     member_thr = {n: fit_thresholds(thresholds, p, col.y_true, ratios) for n, p in col.member_probs.items()}
     spec.thresholds = tuple(float(t) for t in thr)

@@ -129,7 +129,7 @@ def fit_stacking(member_probs, y_true, fallback_weights, C: float = 1.0) -> tupl
 
     x = logit(member_probs)  # [M, N, C]
     t = _as_bool(y_true)
-    m, _, n_classes = x.shape
+    n_classes = x.shape[2]
     fb = np.asarray(fallback_weights, dtype=np.float64)
     weights = np.tile((fb / fb.sum())[:, None], (1, n_classes))
     bias = np.zeros(n_classes)
