@@ -159,7 +159,8 @@ class EvalReport:
         return "\n".join(lines)
 
 
-def report_from(col: Collected, thresholds, min_one_label: bool = True, member_thresholds=None) -> EvalReport:
+def report_from(col: Collected, thresholds, min_one_label: bool = True, member_thresholds=None,
+                providers: Sequence[str] = ()) -> EvalReport:
     thresholds = np.asarray(thresholds, np.float32)
     pred = apply_thresholds(col.probs, thresholds, min_one_label)
     member_f1 = {}
@@ -172,6 +173,7 @@ def report_from(col: Collected, thresholds, min_one_label: bool = True, member_t
         per_class_f1=[float(f) for f in f1_per_class(col.y_true, pred)],
         member_macro_f1=member_f1,
         thresholds=[round(float(t), 4) for t in thresholds],
+        providers=list(providers),
     )
     if col.pointing:
         rep.pointing_game = col.pointing[0] / col.pointing[1]
@@ -191,9 +193,7 @@ def evaluate(models: str | Path, data: str | Path, labels=None, *, tta=None, bat
 
     ens = Ensemble.load(models, request or ProviderRequest())
     col = collect(ens, data, labels, tta=tta, batch_size=batch_size, limit=limit, progress=progress)
-    rep = report_from(col, ens.thresholds, ens.spec.min_one_label)
-    rep.providers = ens.providers_in_use
-    return rep
+    return report_from(col, ens.thresholds, ens.spec.min_one_label, providers=ens.providers_in_use)
 
 
 def _ratios_from(labels_csv: str | Path) -> np.ndarray:
@@ -274,6 +274,4 @@ def build_ensemble(
     member_thr = {n: fit_thresholds(thresholds, p, col.y_true, ratios) for n, p in col.member_probs.items()}
     spec.thresholds = tuple(float(t) for t in thr)
     path = write_manifest(spec, out)
-    rep = report_from(col, thr, True, member_thr)
-    rep.providers = ens.providers_in_use
-    return path, rep
+    return path, report_from(col, thr, True, member_thr, providers=ens.providers_in_use)

@@ -177,13 +177,10 @@ def read_manifest(path: str | Path) -> EnsembleSpec:
         fail(f"'combine' is {combine!r}; choose one of {', '.join(tta_mod.COMBINE_MODES)}")
     thresholds = raw.get("thresholds")
     if thresholds is not None:
-        if (
-            not isinstance(thresholds, list)
-            or len(thresholds) != NUM_CLASSES
-            or not all(isinstance(t, (int, float)) and 0 <= t <= 1 for t in thresholds)
-        ):
+        values = _numbers(thresholds, NUM_CLASSES)
+        if values is None or not ((values >= 0) & (values <= 1)).all():
             fail(f"'thresholds' must be a list of {NUM_CLASSES} numbers in [0, 1]")
-        thresholds = tuple(float(t) for t in thresholds)
+        thresholds = tuple(float(t) for t in values)
     embedding_member = raw.get("embedding_member")
     if embedding_member is not None and embedding_member not in names:
         fail(f"'embedding_member' {embedding_member!r} is not a member ({', '.join(names)})")
