@@ -14,4 +14,6 @@ heavy imports so that ``napari-hpa --help`` stays fast; import the submodules:
 ARCHS = ("densenet121", "dual-resnet34", "gapnet", "arcface-resnet", "timm:NAME")
 #: Classification losses (see :mod:`.losses`); ``combo`` is the default.
 LOSSES = ("combo", "focal", "lovasz", "hardneg", "bce", "wbce")
+#: What a training window (``--crop``) learns to predict (see :mod:`.data`); ``image`` is the default.
+CROP_TARGETS = ("image", "masks")
 MAP_WEIGHT = 5.0  # dual-resnet34: attention-map BCE weight (the 4th place's)

@@ -26,7 +26,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(
         data=str(args.data), labels=None if args.labels is None else str(args.labels), arch=args.arch,
-        size=args.size, crop=args.crop, epochs=args.epochs, out=str(args.out), folds=args.folds, fold=args.fold,
+        size=args.size, crop=args.crop, crop_targets=args.crop_targets, epochs=args.epochs, out=str(args.out),
+        folds=args.folds, fold=args.fold,
         val_data=None if args.val_data is None else str(args.val_data), val_every=args.val_every, loss=args.loss,
         batch_size=args.batch_size, lr=args.lr, resume=args.resume, seed=args.seed, threads=args.threads,
         workers=args.workers, pretrained=args.pretrained, init=None if args.init is None else str(args.init),
@@ -53,7 +54,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def add_train_parsers(sub) -> None:
-    from . import LOSSES, MAP_WEIGHT
+    from . import CROP_TARGETS, LOSSES, MAP_WEIGHT
 
     p = sub.add_parser(
         "train",
@@ -68,6 +69,11 @@ def add_train_parsers(sub) -> None:
     p.add_argument("--crop", type=int, metavar="C",
                    help="train on random C x C windows of the --size input, at its scale: the detail of "
                    "--size for the cost of C (validation and export use the whole input; default: no crop)")
+    p.add_argument("--crop-targets", choices=CROP_TARGETS, default="image",
+                   help="with --crop, what a window is trained to predict: the image's labels (image, the "
+                   "default), or those of its labelled classes whose ground-truth mask (DIR/masks/ID.npz, "
+                   "written by napari-hpa synth) reaches into the window (masks), so that small windows "
+                   "do not learn labels they cannot see")
     p.add_argument("--epochs", type=int, default=10, help="epochs in all (default 10)")
     p.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder")
     p.add_argument("--folds", type=int, default=0, metavar="K",

@@ -124,17 +124,29 @@ def d4(x: np.ndarray, transpose: bool, k: int) -> np.ndarray:
     return tta.apply(x, (bool(transpose), int(k)))
 
 
-def random_scale_crop(x: np.ndarray, rng: np.random.Generator, lo: float = 0.7, out: int | None = None) -> np.ndarray:
+def random_window(s: int, rng: np.random.Generator, lo: float = 0.7, out: int | None = None) -> tuple[int, int, int]:
+    """``(y0, x0, side)``: a random square of ``lo``-100 % of ``out`` (default: the side ``s``)."""
+    side = min(s, int(round((out or s) * rng.uniform(lo, 1.0))))
+    if side >= s:
+        return 0, 0, s
+    y0, x0 = rng.integers(0, s - side + 1, size=2)
+    return int(y0), int(x0), side
+
+
+def random_scale_crop(x: np.ndarray, rng: np.random.Generator, lo: float = 0.7, out: int | None = None,
+                      window: list | None = None) -> np.ndarray:
     """A random square crop of ``lo``-100 % of ``out`` (default: the side), resized to ``out``.
 
     With ``lo=1`` and ``out`` below the side this is a plain random window at the input's scale.
+    ``window``: a list that receives the ``(y0, x0, side)`` taken.
     """
     s = x.shape[-1]
     out = out or s
-    side = min(s, int(round(out * rng.uniform(lo, 1.0))))
+    y0, x0, side = random_window(s, rng, lo, out)
+    if window is not None:
+        window.append((y0, x0, side))
     if side >= s:
         return x
-    y0, x0 = rng.integers(0, s - side + 1, size=2)
     crop = x[:, y0 : y0 + side, x0 : x0 + side]
     if side == out:
         return crop
@@ -143,17 +155,63 @@ def random_scale_crop(x: np.ndarray, rng: np.random.Generator, lo: float = 0.7, 
     return resize(crop, (x.shape[0], out, out), order=1, anti_aliasing=False, preserve_range=True).astype(np.float32)
 
 
-def augment(x: np.ndarray, rng: np.random.Generator, scale_p: float = 0.5, crop: int | None = None) -> np.ndarray:
+def augment(x: np.ndarray, rng: np.random.Generator, scale_p: float = 0.5, crop: int | None = None,
+            window: list | None = None) -> np.ndarray:
     """Random scale crop (probability ``scale_p``), then a random D4 transform.
 
     ``crop``: return a random ``crop`` x ``crop`` window instead of the whole side (with the
-    scale jitter applied to the window).
+    scale jitter applied to the window).  ``window``: a list that receives the ``(y0, x0, side)``
+    of the input that the result shows (the whole input when nothing was cropped).
     """
     if rng.random() < scale_p:
-        x = random_scale_crop(x, rng, out=crop)
+        x = random_scale_crop(x, rng, out=crop, window=window)
     elif crop:
-        x = random_scale_crop(x, rng, lo=1.0, out=crop)
+        x = random_scale_crop(x, rng, lo=1.0, out=crop, window=window)
+    elif window is not None:
+        window.append((0, 0, x.shape[-1]))
     return np.ascontiguousarray(d4(x, rng.random() < 0.5, int(rng.integers(4))))
+
+
+MASK_GRID = 4  # input pixels per cell of the presence grids that window targets are read from
+
+
+def mask_dir(spec: DataSpec) -> Path:
+    return spec.folder / "masks"
+
+
+def check_masks(spec: DataSpec, indices) -> None:
+    """Every image in ``indices`` has a mask file (``--crop-targets masks``), else a clear error."""
+    missing = [spec.ids[i] for i in indices if not (mask_dir(spec) / f"{spec.ids[i]}.npz").is_file()]
+    if missing:
+        raise TrainingError(
+            f"--crop-targets masks: {len(missing)} of {len(indices)} training images have no mask file in "
+            f"{mask_dir(spec)} (first: {missing[0]}.npz); masks come with napari-hpa synth data"
+        )
+
+
+def presence_grids(masks: np.ndarray, classes, size: int) -> np.ndarray:
+    """``(len(classes), g, g)`` bool, ``g = ceil(size / MASK_GRID)``: where each class's mask lies, on a grid
+    of ``MASK_GRID``-pixel cells of the ``size`` input (a cell is set if any mask pixel falls in it)."""
+    h, w = masks.shape[-2:]
+    g = -(-size // MASK_GRID)
+    out = np.zeros((len(classes), g, g), bool)
+    for k, c in enumerate(classes):
+        ys, xs = np.nonzero(masks[c])
+        out[k, (ys * size // h) // MASK_GRID, (xs * size // w) // MASK_GRID] = True
+    return out
+
+
+def window_targets(target: np.ndarray, classes, grids: np.ndarray, window: tuple[int, int, int]) -> np.ndarray:
+    """``target`` without the classes whose mask lies wholly outside ``window`` (``(y0, x0, side)`` in input
+    pixels).  A labelled class with an empty mask (a label the masks do not know) keeps its label."""
+    y0, x0, side = window
+    a, b = y0 // MASK_GRID, -(-(y0 + side) // MASK_GRID)
+    c0, c1 = x0 // MASK_GRID, -(-(x0 + side) // MASK_GRID)
+    out = target.copy()
+    for k, c in enumerate(classes):
+        if grids[k].any() and not grids[k, a:b, c0:c1].any():
+            out[c] = 0.0
+    return out
 
 
 # --------------------------------------------------------------------------- torch dataset
@@ -170,12 +228,14 @@ class HPADataset(_torch_dataset_base()):
     "antibody": int, "index": int}``."""
 
     def __init__(self, spec: DataSpec, indices, size: int, augment: bool = False, seed: int = 0,
-                 cache: bool = True, crop: int | None = None):
+                 cache: bool = True, crop: int | None = None, crop_targets: str = "image"):
         self.spec = spec
         self.indices = np.asarray(indices, dtype=np.int64)
         self.size = int(size)
         self.augment = augment
         self.crop = crop  # training windows of crop x crop (augment only)
+        self.crop_targets = crop_targets  # "masks": a window's targets are the classes whose mask reaches into it
+        self.grids: dict[int, np.ndarray] = {}
         self.seed = seed
         self.epoch = 0
         self.ab = spec.antibody_ids
@@ -204,17 +264,30 @@ class HPADataset(_torch_dataset_base()):
             self.cache[i] = x
         return x
 
+    def grid(self, i: int) -> np.ndarray:
+        """Presence grids of image ``i``'s labelled classes (``--crop-targets masks``), kept once made."""
+        if i not in self.grids:
+            from ..synth import load_masks
+
+            masks = load_masks(mask_dir(self.spec) / f"{self.spec.ids[i]}.npz")
+            self.grids[i] = presence_grids(masks, np.flatnonzero(self.spec.targets[i]), self.size)
+        return self.grids[i]
+
     def __getitem__(self, j: int) -> dict:
         import torch
 
         i = int(self.indices[j])
         x = self.load(i)
+        target = self.spec.targets[i]
         if self.augment:
             rng = np.random.default_rng((self.seed, self.epoch, i))
-            x = augment(x, rng, crop=self.crop)
+            window: list = []
+            x = augment(x, rng, crop=self.crop, window=window)
+            if self.crop_targets == "masks":
+                target = window_targets(target, np.flatnonzero(target), self.grid(i), window[0])
         return {
             "image": torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
-            "target": torch.from_numpy(self.spec.targets[i]),
+            "target": torch.from_numpy(target),
             "antibody": int(self.ab[i]),
             "index": i,
         }

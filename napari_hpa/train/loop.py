@@ -40,8 +40,8 @@ import torch
 
 from ..errors import TrainingError
 from ..labels import write_probabilities
-from .data import DataSpec, HPADataset, describe_data, load_data, make_folds
-from . import MAP_WEIGHT
+from .data import DataSpec, HPADataset, check_masks, describe_data, load_data, make_folds
+from . import CROP_TARGETS, MAP_WEIGHT
 from .losses import LOSSES, make_criterion, pos_weights
 from .models import build_model, check_arch
 
@@ -56,6 +56,7 @@ class TrainConfig:
     out: str
     size: int = 256
     crop: int | None = None  # train on random crop x crop windows of the size input
+    crop_targets: str = "image"  # "masks": a window's targets are the labelled classes whose mask reaches into it
     epochs: int = 10
     labels: str | None = None
     folds: int = 0
@@ -174,6 +175,10 @@ def validate_inputs(cfg: TrainConfig):
         raise TrainingError(f"--size must be at least 32 (got {cfg.size})")
     if cfg.crop is not None and not 32 <= cfg.crop <= cfg.size:
         raise TrainingError(f"--crop must be between 32 and --size {cfg.size} (got {cfg.crop})")
+    if cfg.crop_targets not in CROP_TARGETS:
+        raise TrainingError(f"unknown --crop-targets {cfg.crop_targets!r}; choose one of {', '.join(CROP_TARGETS)}")
+    if cfg.crop_targets == "masks" and cfg.crop is None:
+        raise TrainingError("--crop-targets masks needs --crop (without a crop every window is the whole image)")
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise TrainingError("--epochs and --batch-size must be positive")
     if cfg.val_every < 0:
@@ -195,6 +200,8 @@ def validate_inputs(cfg: TrainConfig):
     tr, val_spec, va = _val_split(cfg, spec)
     if len(tr) < 2:
         raise TrainingError("need at least 2 training images")
+    if cfg.crop_targets == "masks":
+        check_masks(spec, tr)
     if cfg.pretrained and cfg.pretrained != "timm" and not Path(cfg.pretrained).is_file():
         raise TrainingError(f"--pretrained {cfg.pretrained}: no such file")
     if cfg.init and not ckpt:
@@ -307,7 +314,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
     model = model.to(memory_format=torch.channels_last)  # ~10 % faster convolutions on CPU
     pw = pos_weights(torch.from_numpy(spec.targets[tr_idx]))
     criterion = make_criterion(cfg.arch, cfg.loss, pw, model, cfg.map_weight)
-    train_ds = HPADataset(spec, tr_idx, cfg.size, augment=True, seed=cfg.seed, cache=cfg.cache, crop=cfg.crop)
+    train_ds = HPADataset(spec, tr_idx, cfg.size, augment=True, seed=cfg.seed, cache=cfg.cache, crop=cfg.crop,
+                          crop_targets=cfg.crop_targets)
     train_loader, train_sampler = _loader(train_ds, cfg, True, cfg.seed)
     val_loader = None
     if val_spec is not None and len(va_idx):

@@ -234,6 +234,87 @@ def test_crop_windows_are_at_the_input_scale():
     assert augment(x, np.random.default_rng(1), scale_p=1.0, crop=32).shape == (4, 32, 32)
 
 
+def test_augment_reports_the_window_it_shows():
+    from napari_hpa.engine import tta
+    from napari_hpa.train.data import augment
+
+    x = np.random.default_rng(0).random((4, 64, 64), dtype=np.float32)
+    for seed in range(10):
+        window = []
+        y = augment(x, np.random.default_rng(seed), scale_p=0.0, crop=32, window=window)
+        (a, b, side), = window
+        assert side == 32
+        assert any(np.array_equal(x[:, a:a + 32, b:b + 32], tta.invert(y, t)) for t in tta.TTA_MODES["d4"]), seed
+    window = []
+    augment(x, np.random.default_rng(0), scale_p=0.0, window=window)
+    assert window == [(0, 0, 64)]
+
+
+def test_window_targets_drop_classes_whose_mask_lies_outside():
+    from napari_hpa.train.data import MASK_GRID, presence_grids, window_targets
+
+    masks = np.zeros((28, 128, 128), bool)
+    masks[3, 4:8, 4:8] = True  # top left
+    masks[16, 100:110, 100:110] = True  # bottom right
+    target = np.zeros(28, np.float32)
+    target[[3, 16, 25]] = 1  # 25 is labelled but has no mask: it keeps its label
+    classes = np.flatnonzero(target)
+    grids = presence_grids(masks, classes, 64)  # the model sees the field at half its size
+    assert grids.shape == (3, 64 // MASK_GRID, 64 // MASK_GRID) and not grids[2].any()
+    kept = lambda w: list(np.flatnonzero(window_targets(target, classes, grids, w)))  # noqa: E731
+    assert kept((0, 0, 64)) == [3, 16, 25]
+    assert kept((0, 0, 16)) == [3, 25]
+    assert kept((40, 40, 24)) == [16, 25]
+    assert kept((20, 0, 16)) == [25]
+    assert target.sum() == 3  # the image's own targets are untouched
+
+
+def test_crop_targets_masks_trains_on_what_the_window_shows(tiny_data, tmp_path):
+    from napari_hpa.synth import load_masks
+    from napari_hpa.train.data import MASK_GRID, HPADataset, augment, load_data
+
+    spec = load_data(tiny_data)
+    ds = HPADataset(spec, np.arange(len(spec)), 64, augment=True, crop=16, crop_targets="masks")
+    dropped = kept = 0
+    for epoch in range(3):
+        ds.epoch = epoch
+        for i in range(len(spec)):
+            t = ds[i]["target"].numpy()
+            window = []  # the window the item was cut from (the dataset's own random stream)
+            augment(ds.load(i), np.random.default_rng((ds.seed, epoch, i)), crop=16, window=window)
+            (y0, x0, side), = window
+            masks = load_masks(tiny_data / "masks" / f"{spec.ids[i]}.npz")  # 128 px: 2 per input pixel
+            for c in np.flatnonzero(spec.targets[i]):
+                inside = masks[c, 2 * y0:2 * (y0 + side), 2 * x0:2 * (x0 + side)].any()
+                g0y, g0x = 2 * MASK_GRID * (y0 // MASK_GRID), 2 * MASK_GRID * (x0 // MASK_GRID)
+                near = masks[c, g0y:2 * (y0 + side) + 2 * MASK_GRID, g0x:2 * (x0 + side) + 2 * MASK_GRID].any()
+                if t[c]:
+                    assert near, (i, c)  # kept: the mask reaches into the window (to a grid cell)
+                    kept += 1
+                else:
+                    assert not inside, (i, c)  # dropped: no mask pixel in the window
+                    dropped += 1
+            assert not (t > spec.targets[i]).any()
+    assert dropped > 0 and kept > 0  # 16-px windows of 64 px miss some classes and show others
+    run = tmp_path / "run"
+    assert _train(tiny_data, run, "timm:resnet18", "--crop", "32", "--crop-targets", "masks") == 0
+    assert json.loads((run / "config.json").read_text())["args"]["crop_targets"] == "masks"
+
+
+def test_crop_targets_bad_input(tiny_data, tmp_path, capsys):
+    import shutil
+
+    base = ["train", "--arch", "gapnet", "--out", str(tmp_path / "r"), "--crop-targets", "masks"]
+    assert "--crop-targets masks needs --crop" in _error(capsys, base + ["--data", str(tiny_data)])
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    gone = sorted((data / "masks").glob("*.npz"))[0]
+    gone.unlink()
+    err = _error(capsys, base + ["--data", str(data), "--crop", "32"])
+    assert f"no mask file in {data / 'masks'}" in err and gone.name in err
+    assert not (tmp_path / "r").exists()
+
+
 def test_train_with_crop_validates_and_exports_the_whole_input(tiny_data, tmp_path):
     import onnxruntime as ort
 
