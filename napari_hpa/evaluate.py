@@ -80,7 +80,7 @@ def collect(
     progress: Callable[[int, int], None] | None = None,
 ) -> Collected:
     from .imageset import read_set
-    from .synth import load_masks
+    from .synth import MASKS, load_masks, mask_path
 
     folder = Path(folder)
     table, sources = _load_labelled(folder, None if labels is None else Path(labels))
@@ -88,8 +88,7 @@ def collect(
     y = np.zeros((len(ids), NUM_CLASSES), bool)
     for i, k in enumerate(ids):
         y[i, list(table.targets[k])] = True
-    mask_dir = folder / "masks"
-    want_att = ensemble.has_attention and mask_dir.is_dir()
+    want_att = ensemble.has_attention and (folder / MASKS).is_dir()
     want_emb = ensemble.embedding_member is not None
     probs, members, embs = [], {}, []
     hits = pairs = 0
@@ -102,7 +101,7 @@ def collect(
             members.setdefault(name, []).append(p)
         if want_att and pred.attention is not None:
             for j, k in enumerate(chunk):
-                mpath = mask_dir / f"{k}.npz"
+                mpath = mask_path(folder, k)
                 if mpath.is_file():
                     h, t = pointing_hits(pred.attention[j], load_masks(mpath), table.targets[k])
                     hits, pairs = hits + h, pairs + t

@@ -1378,6 +1378,14 @@ def _p_spindle_single(lay, i):
 # masks on disk
 
 
+MASKS = "masks"  # the subfolder of a data folder that holds the mask files
+
+
+def mask_path(folder: str | Path, image_id: str) -> Path:
+    """Where the mask file of image ``image_id`` of a data folder lies: ``folder/masks/{image_id}.npz``."""
+    return Path(folder) / MASKS / f"{image_id}.npz"
+
+
 def save_masks(path: str | Path, masks: np.ndarray) -> Path:
     """Store a ``(28, H, W)`` bool array (present planes only, bit-packed)."""
     masks = np.asarray(masks, bool)
@@ -1433,8 +1441,9 @@ def write_field(out_dir: str | Path, fld: SyntheticField, compress_level: int = 
     out_dir = Path(out_dir)
     for k, ch in enumerate(CHANNELS):
         _write_png(out_dir / f"{fld.id}_{ch}.png", fld.image[k], compress_level)
-    (out_dir / "masks").mkdir(exist_ok=True)
-    save_masks(out_dir / "masks" / f"{fld.id}.npz", fld.masks)
+    path = mask_path(out_dir, fld.id)
+    path.parent.mkdir(exist_ok=True)
+    save_masks(path, fld.masks)
 
 
 # ----------------------------------------------------------------------------
@@ -1515,7 +1524,7 @@ def generate_dataset(
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"{out_dir} exists and is not a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "masks").mkdir(exist_ok=True)
+    (out_dir / MASKS).mkdir(exist_ok=True)
     params = {"generator_version": GENERATOR_VERSION, "n": n, "seed": seed, "size": size, "freq": freq,
               "noise_rate": noise_rate, "fields_per_antibody": k_ab, "png_compress_level": int(compress_level),
               "mask_format": "npz: packed (k,H,ceil(W/8)) uint8 bit-packed present planes, classes (k,), shape"}

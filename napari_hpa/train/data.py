@@ -175,17 +175,16 @@ def augment(x: np.ndarray, rng: np.random.Generator, scale_p: float = 0.5, crop:
 MASK_GRID = 4  # input pixels per cell of the presence grids that window targets are read from
 
 
-def mask_dir(spec: DataSpec) -> Path:
-    return spec.folder / "masks"
-
-
 def check_masks(spec: DataSpec, indices) -> None:
     """Every image in ``indices`` has a mask file (``--crop-targets masks``), else a clear error."""
-    missing = [spec.ids[i] for i in indices if not (mask_dir(spec) / f"{spec.ids[i]}.npz").is_file()]
+    from ..synth import mask_path
+
+    paths = (mask_path(spec.folder, spec.ids[i]) for i in indices)
+    missing = [p for p in paths if not p.is_file()]
     if missing:
         raise TrainingError(
             f"--crop-targets masks: {len(missing)} of {len(indices)} training images have no mask file in "
-            f"{mask_dir(spec)} (first: {missing[0]}.npz); masks come with napari-hpa synth data"
+            f"{missing[0].parent} (first: {missing[0].name}); masks come with napari-hpa synth data"
         )
 
 
@@ -267,9 +266,9 @@ class HPADataset(_torch_dataset_base()):
     def grid(self, i: int) -> np.ndarray:
         """Presence grids of image ``i``'s labelled classes (``--crop-targets masks``), kept once made."""
         if i not in self.grids:
-            from ..synth import load_masks
+            from ..synth import load_masks, mask_path
 
-            masks = load_masks(mask_dir(self.spec) / f"{self.spec.ids[i]}.npz")
+            masks = load_masks(mask_path(self.spec.folder, self.spec.ids[i]))
             self.grids[i] = presence_grids(masks, np.flatnonzero(self.spec.targets[i]), self.size)
         return self.grids[i]
 
