@@ -240,6 +240,9 @@ def build_ensemble(
         raise TrainingError(f"--thresholds must be f1 or ratio, not {thresholds!r}")
     if weights is not None and len(weights) != len(members):
         raise TrainingError(f"--weights has {len(weights)} numbers for {len(members)} members")
+    if weights is not None and (min(weights) < 0 or not max(weights) > 0):
+        raise TrainingError(f"--weights must be >= 0 with at least one > 0 (0 keeps a member for its "
+                            f"embeddings or attention maps only), got {weights}")
     if stack and not stack_c > 0:
         raise TrainingError(f"--stack-c must be positive, not {stack_c}")
     paths = [Path(m) for m in members]

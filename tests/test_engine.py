@@ -279,6 +279,21 @@ def test_weighted_ensemble_of_members(tmp_path):
     assert set(ens.providers) == {"a", "b", "c"}
 
 
+def test_member_with_weight_zero_keeps_its_maps_but_not_its_vote(tmp_path):
+    a = make_toy(tmp_path / "a.onnx", seed=1, emb_dim=6)  # attention and embedding
+    c = make_toy(tmp_path / "c.onnx", seed=3, attention=False, emb_dim=None)
+    spec = EnsembleSpec([MemberSpec("a", a.path, 0.0), MemberSpec("c", c.path, 1.0)], embedding_member="a")
+    ens = Ensemble.load(write_manifest(spec, tmp_path / "ensemble.json"))
+    assert [m.spec.weight for m in ens.members] == [0.0, 1.0]
+    ims = images(3)
+    pred = ens.predict(ims, tta="none")
+    x = np.stack([to_model_input(im, 16) for im in ims])
+    np.testing.assert_allclose(pred.probs, sigmoid(c.logits(x)), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(pred.member_probs["a"], sigmoid(a.logits(x)), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(pred.attention, a.attention(x), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(pred.embeddings, a.embedding(x), rtol=1e-4, atol=1e-5)
+
+
 def test_stacked_ensemble_combines_members_per_class(tmp_path):
     from napari_hpa.engine.ensemble import Stacking
 
@@ -311,7 +326,9 @@ def test_stacked_ensemble_combines_members_per_class(tmp_path):
         (lambda d: d.update(hpa_ensemble=2), "reads version 1"),
         (lambda d: d.update(members=[]), "'members' must be a non-empty list"),
         (lambda d: d["members"][0].update(path="nope.onnx"), "members[0].path 'nope.onnx'"),
-        (lambda d: d["members"][0].update(weight=0), "members[0].weight"),
+        (lambda d: d["members"][0].update(weight=-1), "members[0].weight must be a number >= 0"),
+        (lambda d: d["members"][0].update(weight="1"), "members[0].weight must be a number >= 0"),
+        (lambda d: d["members"][0].update(weight=0), "at least one member needs a weight > 0"),
         (lambda d: d.update(tta="d8"), "'tta' is 'd8'"),
         (lambda d: d.update(combine="median"), "'combine' is 'median'"),
         (lambda d: d.update(thresholds=[0.5] * 3), "'thresholds' must be a list of 28"),

@@ -163,9 +163,12 @@ def read_manifest(path: str | Path) -> EnsembleSpec:
         if not member_path.is_file():
             fail(f"members[{i}].path {m['path']!r}: no such file {member_path}")
         weight = m.get("weight", 1.0)
-        if not isinstance(weight, (int, float)) or not weight > 0:
-            fail(f"members[{i}].weight must be a positive number, got {weight!r}")
+        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not weight >= 0:
+            fail(f"members[{i}].weight must be a number >= 0, got {weight!r}")
         members.append(MemberSpec(str(m.get("name") or Path(m["path"]).stem), member_path, float(weight)))
+    if not any(m.weight > 0 for m in members):
+        fail("at least one member needs a weight > 0 (a weight of 0 keeps a member for its "
+             "embeddings or attention maps only)")
     names = [m.name for m in members]
     if len(set(names)) != len(names):
         fail(f"member names must be unique, got {names}")
@@ -462,6 +465,8 @@ class Ensemble:
             grid = maps[0].shape[-2:]
             stack = np.stack([_resize_maps(m, grid) for m in maps])
             w = np.asarray(map_weights, dtype=np.float32)
+            if not w.sum() > 0:  # attention members that do not vote on the classes
+                w = np.ones_like(w)
             attention = np.tensordot(w / w.sum(), stack, axes=1).astype(np.float32)
         return Prediction(
             probs=probs.astype(np.float32),

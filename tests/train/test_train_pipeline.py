@@ -443,6 +443,8 @@ def test_ensemble_build_bad_input(exported, tiny_data, tmp_path, capsys):
     out = tmp_path / "m" / "ensemble.json"
     base = ["ensemble", "build", member, "--val", str(tiny_data), "--out", str(out)]
     assert "--weights has 2 numbers for 1 members" in _error(capsys, base + ["--weights", "1", "2"])
+    assert "--weights must be >= 0 with at least one > 0" in _error(capsys, base + ["--weights", "0"])
+    assert "--weights must be >= 0 with at least one > 0" in _error(capsys, base + ["--weights=-1"])
     assert "--stack-c must be positive, not 0.0" in _error(capsys, base + ["--stack", "--stack-c", "0"])
     assert "is not a member" in _error(capsys, base + ["--embedding-member", "zz"])
     err = _error(capsys, ["ensemble", "build", str(tmp_path / "none.onnx"), "--val", str(tiny_data), "--out", str(out)])
