@@ -75,7 +75,8 @@ def add_ensemble_parsers(sub) -> None:
                    "(default: the validation labels)")
     b.add_argument("--tta", choices=["none", "flip", "d4"], default="none", help="default none")
     b.add_argument("--combine", choices=["mean", "max"], default="mean", help="TTA combination (default mean)")
-    b.add_argument("--weights", type=float, nargs="+", help="one weight per member (default 1; 0 keeps a member for its embeddings or attention maps only)")
+    b.add_argument("--weights", type=float, nargs="+",
+                   help="one weight per member (default 1; 0 keeps a member for its embeddings or attention maps only)")
     b.add_argument("--stack", action="store_true",
                    help="combine the members per class by a logistic regression on their logits, "
                    "fitted on the validation folder (the thresholds are then fitted on its output)")
