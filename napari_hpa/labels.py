@@ -153,7 +153,12 @@ def write_labels(
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` so that ``path`` is always old or new, never partial."""
+    """Write ``text`` (UTF-8) to ``path`` so that ``path`` is always old or new, never partial."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` so that ``path`` is always old or new, never partial."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     try:
@@ -162,8 +167,8 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
         raise OSError(f"cannot write {path}: {exc.strerror or exc}") from exc
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

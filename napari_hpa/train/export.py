@@ -26,10 +26,11 @@ import torch
 from ..classes import NUM_CLASSES
 from ..errors import TrainingError
 from ..imageset import find_sets, read_set, to_model_input
+from ..engine.onnx_tools import cpu_session as _session
+from ..engine.onnx_tools import label_agreement, quantize_int8, set_metadata
 from .loop import load_checkpoint, model_from_checkpoint
 
 OPSET = 17
-MAX_IR_VERSION = 10
 PARITY_TOL = 1e-3
 
 
@@ -100,26 +101,6 @@ def load_images(folder: str | Path, size: int, n: int) -> np.ndarray:
     return np.stack([to_model_input(read_set(s).data, size) for s in sources]).astype(np.float32)
 
 
-def _set_metadata(path: Path, meta: dict[str, str]) -> None:
-    import onnx
-
-    m = onnx.load(str(path))
-    keep = {p.key: p.value for p in m.metadata_props if p.key not in meta}
-    del m.metadata_props[:]
-    for k, v in {**keep, **meta}.items():
-        m.metadata_props.add(key=k, value=str(v))
-    m.ir_version = min(m.ir_version, MAX_IR_VERSION)
-    onnx.save(m, str(path))
-
-
-def _session(path: Path):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-
 def export_model(model, size: int, path: str | Path, meta: dict[str, str]) -> tuple[str, ...]:
     """Export ``model`` (an :class:`~napari_hpa.train.models.HPAModel`) to ``path`` with ``meta``."""
     import warnings
@@ -138,62 +119,8 @@ def export_model(model, size: int, path: str | Path, meta: dict[str, str]) -> tu
             dynamic_axes=dynamic, opset_version=OPSET, dynamo=False, do_constant_folding=True,
         )
     model.eval()
-    _set_metadata(Path(path), meta)
+    set_metadata(Path(path), meta)
     return names
-
-
-class _CalibReader:
-    """onnxruntime CalibrationDataReader over float32 images, one at a time."""
-
-    def __init__(self, images: np.ndarray):
-        self.images = images
-        self.i = 0
-
-    def get_next(self):
-        if self.i >= len(self.images):
-            return None
-        x = self.images[self.i : self.i + 1]
-        self.i += 1
-        return {"image": x}
-
-    def rewind(self):  # pragma: no cover - newer onnxruntime versions may call it
-        self.i = 0
-
-
-def quantize_int8(
-    fp32: Path, out: Path, calib: np.ndarray, meta: dict[str, str], *,
-    qdq: bool = True, activations: str = "u8",
-) -> None:
-    """Static int8 quantization (onnxruntime), per-channel int8 weights, calibrated on ``calib``.
-
-    ``qdq``: QDQ format (else QOperator).  ``activations``: ``"u8"`` (default) or ``"s8"``.
-    onnxruntime's x86 kernels multiply uint8 activations by int8 weights natively; int8
-    activations cost a conversion on every quantized operator, which made DenseNet121 and
-    ResNet34 at 512 px 12-18 % slower on a 2-core AVX2 machine, with the same labels
-    (``benchmarks/bench_int8.py``).
-    """
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    if activations not in ("u8", "s8"):
-        raise ValueError(f"activations must be 'u8' or 's8', not {activations!r}")
-    reader_cls = type("Reader", (_CalibReader, CalibrationDataReader), {})
-    with tempfile.TemporaryDirectory() as tmp:
-        src = fp32
-        try:
-            from onnxruntime.quantization.shape_inference import quant_pre_process
-
-            pre = Path(tmp) / "pre.onnx"
-            quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
-            src = pre
-        except Exception:  # noqa: BLE001 - preprocessing is an optimisation only
-            src = fp32
-        quantize_static(
-            str(src), str(out), reader_cls(calib),
-            quant_format=QuantFormat.QDQ if qdq else QuantFormat.QOperator, per_channel=True,
-            activation_type={"s8": QuantType.QInt8, "u8": QuantType.QUInt8}[activations],
-            weight_type=QuantType.QInt8,
-        )
-    _set_metadata(out, meta)
 
 
 def export_run(
@@ -209,7 +136,6 @@ def export_run(
     log=print,
 ) -> ExportReport:
     from ..engine.contract import check_contract, contract_metadata
-    from ..engine.ensemble import apply_thresholds, sigmoid
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -248,14 +174,8 @@ def export_run(
             quantize_int8(fp32, q, calib_x, meta)
             qs = _session(q)
             check_contract(qs, q)
-            f_logits = sess.run(["logits"], {"image": calib_x})[0]
-            q_logits = qs.run(["logits"], {"image": calib_x})[0]
-            thr = np.asarray(thresholds if thresholds else [0.5] * NUM_CLASSES, np.float32)
-            lf = apply_thresholds(sigmoid(f_logits), thr, True)
-            lq = apply_thresholds(sigmoid(q_logits), thr, True)
-            report.int8_label_agreement = float((lf == lq).mean())
-            report.int8_set_agreement = float((lf == lq).all(1).mean())
-            report.int8_max_abs = float(np.abs(f_logits - q_logits).max())
+            (report.int8_label_agreement, report.int8_set_agreement,
+             report.int8_max_abs) = label_agreement(sess, qs, calib_x, thresholds)
             os.replace(q, out)
         else:
             os.replace(fp32, out)
