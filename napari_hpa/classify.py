@@ -17,6 +17,7 @@ import numpy as np
 
 from .classes import CHANNEL_STAINS, CHANNELS, CLASS_NAMES
 from .errors import HPAError
+from .engine.domain import Verdict
 from .engine.ensemble import Ensemble, attention_layer_geometry
 
 _STAIN_TO_CHANNEL = {stain: ch for ch, stain in CHANNEL_STAINS.items()}
@@ -40,6 +41,8 @@ class Classification:
     embedding: np.ndarray | None = None  # [D], when the ensemble has an embedding member
     providers: list[str] = field(default_factory=list)
     tta: str = "none"
+    verdict: Verdict = field(default_factory=lambda: Verdict(float("nan"), None))
+    trained_on: str = ""
 
     @property
     def label_names(self) -> list[str]:
@@ -67,6 +70,11 @@ class Classification:
             "thresholds": [round(float(t), 6) for t in self.thresholds],
             "labels": list(self.labels),
             "label_names": self.label_names,
+            "domain": {
+                "in_domain": self.verdict.in_domain,
+                "score": None if np.isnan(self.verdict.score) else round(float(self.verdict.score), 4),
+                "reason": self.verdict.reason,
+            },
         }
 
 
@@ -114,7 +122,7 @@ def stack_channels(planes: Sequence[np.ndarray], names: Sequence[str]) -> np.nda
 def classify(ensemble: Ensemble, image_id: str, data: np.ndarray, tta: str | None = None) -> Classification:
     """Run ``ensemble`` on one ``(4, H, W)`` field of view."""
     tta = tta or ensemble.spec.tta
-    pred = ensemble.predict([data], tta=tta, ids=[image_id])
+    pred = ensemble.predict([data], tta=tta, ids=[image_id])  # refuses NaN / out-of-range values
     attention = scale = translate = None
     if pred.attention is not None:
         attention = pred.attention[0]
@@ -132,4 +140,6 @@ def classify(ensemble: Ensemble, image_id: str, data: np.ndarray, tta: str | Non
         embedding=None if pred.embeddings is None else pred.embeddings[0],
         providers=ensemble.providers_in_use,
         tta=tta,
+        verdict=pred.verdicts[0],
+        trained_on=ensemble.trained_on,
     )

@@ -15,6 +15,7 @@ from . import __version__
 from .errors import HPAError
 from .review.cli import add_labels_parser
 from .ensemble_cli import add_ensemble_parsers
+from .models_cli import add_models_parsers
 from .train.cli import add_train_parsers
 
 
@@ -103,6 +104,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         attention_dir=args.attention,
         embeddings=args.embeddings,
         errors=args.errors,
+        domain=args.domain,
+    )
+    _distinct_outputs(
+        [("--out", args.out), ("--probs", args.probs), ("--attention", args.attention),
+         ("--embeddings", args.embeddings), ("--errors", args.errors), ("--domain", args.domain)],
+        args.inputs,
     )
     sources, problems = collect_sources(args.inputs)
     if not sources and problems:
@@ -137,8 +144,30 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         summary = predict_sources(ensemble, sources, outputs, workers=args.workers, **common)
     print(summary, file=sys.stderr)
-    print(f"wrote {args.out}" + (f" and {args.probs}" if args.probs else ""))
+    for image_id, reason in summary.out_of_domain[:10]:
+        print(f"napari-hpa predict: out of domain: {image_id}: {reason}", file=sys.stderr)
+    if len(summary.out_of_domain) > 10:
+        print(f"napari-hpa predict: ... and {len(summary.out_of_domain) - 10} more"
+              + (f" (all in {args.domain})" if args.domain else " (--domain CSV lists them all)"),
+              file=sys.stderr)
+    written = [p for p in (args.out, args.probs, args.domain) if p]
+    print("wrote " + ", ".join(str(p) for p in written))
     return 1 if summary.failed else 0
+
+
+def _distinct_outputs(outputs, inputs) -> None:
+    """Refuse before any work when two outputs are one file, or an output is an input."""
+    seen: dict[Path, str] = {}
+    sources = {Path(p).resolve() for p in inputs}
+    for option, path in outputs:
+        if path is None:
+            continue
+        key = Path(path).resolve()
+        if key in seen:
+            raise HPAError(f"{option} and {seen[key]} name the same file {path}: each output needs its own")
+        if key in sources:
+            raise HPAError(f"{option} {path} is one of the inputs: it would be overwritten")
+        seen[key] = option
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -249,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attention", type=Path, metavar="DIR", help="attention maps, DIR/{id}.npz")
     p.add_argument("--embeddings", type=Path, metavar="FILE", help="embeddings (.npz: ids, embeddings)")
     p.add_argument("--errors", type=Path, metavar="FILE", help="CSV of the sets that failed")
+    p.add_argument("--domain", type=Path, metavar="CSV",
+                   help="domain verdicts: Id,domain_score,in_domain,reason (score above 1: out of "
+                   "the ensemble's domain)")
     p.add_argument("--tta", choices=["none", "flip", "d4"], help="override the manifest's TTA")
     p.add_argument("--batch-size", type=int, default=8, help="sets per batch (default 8)")
     p.add_argument("--workers", type=int, default=2, help="decoding threads (default 2)")
@@ -303,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_labels_parser(sub)
     add_train_parsers(sub)
     add_ensemble_parsers(sub)
+    add_models_parsers(sub)
     return parser
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .classes import CLASS_NAMES, NUM_CLASSES
+from .engine.domain import MIN_IMAGES
 from .errors import HPAError, TrainingError
 from .metrics import (
     apply_thresholds,
@@ -38,12 +39,14 @@ from .metrics import (
 @dataclass
 class Collected:
     ids: list[str]
-    y_true: np.ndarray  # [N, 28] bool
+    y_true: np.ndarray | None  # [N, 28] bool; None for an unlabelled folder
     probs: np.ndarray  # [N, 28]
     member_probs: dict[str, np.ndarray]
     antibodies: list[str]
     pointing: tuple[int, int] | None = None  # (hits, pairs) when attention and masks exist
     embeddings: np.ndarray | None = None
+    intensity: np.ndarray | None = None  # [N, 30] the domain record's views of each field
+    features: np.ndarray | None = None  # [N, d]
 
 
 def _load_labelled(folder: Path, labels: Path | None):
@@ -69,6 +72,19 @@ def _load_labelled(folder: Path, labels: Path | None):
     return table, sources
 
 
+def iter_predictions(ensemble, sources, *, tta=None, batch_size=16, progress=None, **need):
+    """``(chunk of sources, Prediction)`` for ``sources`` batch by batch (``need``: the
+    ``need_attention`` / ``need_embeddings`` of :meth:`Ensemble.predict`)."""
+    from .imageset import read_set
+
+    for start in range(0, len(sources), batch_size):
+        chunk = sources[start : start + batch_size]
+        images = [read_set(s).data for s in chunk]
+        yield chunk, ensemble.predict(images, tta=tta, ids=[s.id for s in chunk], **need)
+        if progress is not None:
+            progress(min(start + batch_size, len(sources)), len(sources))
+
+
 def collect(
     ensemble,
     folder: str | Path,
@@ -78,38 +94,47 @@ def collect(
     batch_size: int = 16,
     limit: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    labelled: bool = True,
 ) -> Collected:
-    from .imageset import read_set
+    """Run ``ensemble`` over a folder; ``labelled=False`` takes every set of an unlabelled one."""
+    from .imageset import find_sets
     from .synth import MASKS, load_masks, mask_path
 
     folder = Path(folder)
-    table, sources = _load_labelled(folder, None if labels is None else Path(labels))
-    ids = table.ids[:limit] if limit else table.ids
-    y = np.zeros((len(ids), NUM_CLASSES), bool)
-    for i, k in enumerate(ids):
-        y[i, list(table.targets[k])] = True
-    want_att = ensemble.has_attention and (folder / MASKS).is_dir()
+    if labelled:
+        table, by_id = _load_labelled(folder, None if labels is None else Path(labels))
+        ids = table.ids[:limit] if limit else table.ids
+        sources = [by_id[k] for k in ids]
+        y = np.zeros((len(ids), NUM_CLASSES), bool)
+        for i, k in enumerate(ids):
+            y[i, list(table.targets[k])] = True
+    else:
+        if not folder.is_dir():
+            raise TrainingError(f"image folder {folder}: no such folder")
+        sources = find_sets(folder)[:limit] if limit else find_sets(folder)
+        if not sources:
+            raise TrainingError(f"image folder {folder} holds no image sets")
+        ids, y, table = [s.id for s in sources], None, None
+    want_att = labelled and ensemble.has_attention and (folder / MASKS).is_dir()
     want_emb = ensemble.embedding_member is not None
-    probs, members, embs = [], {}, []
+    probs, members, embs, intensity, features = [], {}, [], [], []
     hits = pairs = 0
-    for start in range(0, len(ids), batch_size):
-        chunk = ids[start : start + batch_size]
-        images = [read_set(sources[k]).data for k in chunk]
-        pred = ensemble.predict(images, tta=tta, ids=chunk, need_attention=want_att, need_embeddings=want_emb)
+    for chunk, pred in iter_predictions(ensemble, sources, tta=tta, batch_size=batch_size, progress=progress,
+                                        need_attention=want_att, need_embeddings=want_emb):
         probs.append(pred.probs)
+        intensity.append(pred.domain_intensity)
+        features.append(pred.domain_features)
         for name, p in pred.member_probs.items():
             members.setdefault(name, []).append(p)
         if want_att and pred.attention is not None:
-            for j, k in enumerate(chunk):
-                mpath = mask_path(folder, k)
+            for j, source in enumerate(chunk):
+                mpath = mask_path(folder, source.id)
                 if mpath.is_file():
-                    h, t = pointing_hits(pred.attention[j], load_masks(mpath), table.targets[k])
+                    h, t = pointing_hits(pred.attention[j], load_masks(mpath), table.targets[source.id])
                     hits, pairs = hits + h, pairs + t
         if want_emb and pred.embeddings is not None:
             embs.append(pred.embeddings)
-        if progress is not None:
-            progress(min(start + batch_size, len(ids)), len(ids))
-    ab = table.extra.get("Antibody", {})
+    ab = table.extra.get("Antibody", {}) if table is not None else {}
     return Collected(
         ids=list(ids),
         y_true=y,
@@ -118,7 +143,29 @@ def collect(
         antibodies=[ab.get(k, "") for k in ids],
         pointing=(hits, pairs) if pairs else None,
         embeddings=np.concatenate(embs) if embs else None,
+        intensity=np.concatenate(intensity),
+        features=np.concatenate(features),
     )
+
+
+def fit_domain(ensemble, col: Collected, description: str):
+    """The domain record of ``ensemble`` from the fields of ``col`` (see :mod:`engine.domain`)."""
+    from .engine.domain import DomainModel
+
+    return DomainModel.fit(
+        col.intensity, col.features, description=description,
+        features_from=ensemble.domain_features_from, input_size=min(ensemble.input_sizes),
+    )
+
+
+def write_with_domain(spec, manifest: Path, domain) -> Path:
+    """Write ``manifest`` and, when ``domain`` is a record, ``domain.npz`` beside it first."""
+    from .engine import write_manifest
+
+    if domain is not None:
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+        spec.domain = domain.save(manifest.parent / DOMAIN_FILE)
+    return write_manifest(spec, manifest)
 
 
 @dataclass
@@ -195,7 +242,11 @@ def evaluate(models: str | Path, data: str | Path, labels=None, *, tta=None, bat
     return report_from(col, ens.thresholds, ens.spec.min_one_label, providers=ens.providers_in_use)
 
 
-def _ratios_from(labels_csv: str | Path) -> np.ndarray:
+DOMAIN_FILE = "domain.npz"
+
+
+def class_ratios(labels_csv: str | Path) -> np.ndarray:
+    """Each class's share of the images of a labels CSV (the 1st place's threshold targets)."""
     from .labels import read_labels
 
     table = read_labels(labels_csv)
@@ -230,7 +281,7 @@ def build_ensemble(
     the manifest; L2 strength ``1 / stack_c``) on ``val`` and the thresholds on its output.
     ``request``: the ``ProviderRequest`` the members run under (default: auto, all cores).
     """
-    from .engine import Ensemble, EnsembleSpec, MemberSpec, ProviderRequest, write_manifest
+    from .engine import Ensemble, EnsembleSpec, MemberSpec, ProviderRequest
     from .engine.ensemble import Stacking
     from .engine.ensemble import load_member
 
@@ -267,7 +318,7 @@ def build_ensemble(
     request = request or ProviderRequest()
     ens = Ensemble(spec, [load_member(m, request) for m in spec.members])
     col = collect(ens, val, labels, tta=tta, batch_size=batch_size, progress=progress)
-    ratios = _ratios_from(ratios_from) if ratios_from else None
+    ratios = class_ratios(ratios_from) if ratios_from else None
     if stack:
         member_stack = np.stack(list(col.member_probs.values()))
         spec.stacking = Stacking(*fit_stacking(member_stack, col.y_true, [m.weight for m in spec.members], stack_c))
@@ -275,5 +326,8 @@ def build_ensemble(
     thr = fit_thresholds(thresholds, col.probs, col.y_true, ratios)
     member_thr = {n: fit_thresholds(thresholds, p, col.y_true, ratios) for n, p in col.member_probs.items()}
     spec.thresholds = tuple(float(t) for t in thr)
-    path = write_manifest(spec, out)
+    domain = None
+    if len(col.ids) >= MIN_IMAGES:
+        domain = fit_domain(ens, col, f"{len(col.ids)} validation fields of {Path(val).resolve()}")
+    path = write_with_domain(spec, out, domain)
     return path, report_from(col, thr, True, member_thr, providers=ens.providers_in_use)

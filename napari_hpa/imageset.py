@@ -391,6 +391,31 @@ def _rgby_order(names: list[str]) -> list[int] | None:
 # --------------------------------------------------------------------------- model input
 
 
+def check_values(data: np.ndarray, set_id: str | None = None) -> None:
+    """Refuse what no model can be given: NaN or infinite values, float channels outside [0, 1].
+
+    Integer images always fit (they are scaled by their type's range); float images
+    must already be scaled to [0, 1], or their values would be clipped in silence.
+    """
+    data = np.asarray(data)
+    if data.dtype.kind != "f":
+        return
+    for ch, plane in zip(CHANNELS, data):
+        bad = int(np.count_nonzero(~np.isfinite(plane)))
+        if bad:
+            raise ImageSetError(
+                f"{bad:,} of {plane.size:,} pixels are NaN or infinite; no model can classify them",
+                set_id=set_id, channel=ch,
+            )
+        lo, hi = float(plane.min()), float(plane.max())
+        if lo < 0 or hi > 1:
+            raise ImageSetError(
+                f"float values range {lo:.4g}..{hi:.4g}; float images must be scaled to [0, 1] "
+                "(save integer images, or divide by the maximum, to classify them)",
+                set_id=set_id, channel=ch,
+            )
+
+
 def to_model_input(data: np.ndarray, size: int) -> np.ndarray:
     """The model contract's input: float32 ``(4, size, size)`` in [0, 1].
 

@@ -57,6 +57,12 @@ def collect_info(models: Path | None = None, device_id: int = 0) -> dict:
             "tta": ensemble.spec.tta,
             "combine": ensemble.spec.combine,
             "members_combined_by": "per-class logistic stacking" if ensemble.spec.stacking is not None else "weights",
+            "trained_on": ensemble.trained_on,
+            "domain": None if ensemble.domain is None else {
+                "file": str(ensemble.spec.domain),
+                "computed_from": ensemble.domain.description,
+                "features_from": ensemble.domain.features_from,
+            },
             "members": [
                 {
                     "name": m.name,
@@ -93,6 +99,12 @@ def format_info(info: dict) -> str:
         lines.append(
             f"ensemble {ens['name']!r} ({ens['path']}), TTA {ens['tta']} combined by {ens['combine']}, "
             f"members combined by {ens['members_combined_by']}:"
+        )
+        lines.append(f"  trained on: {ens['trained_on']}")
+        dom = ens["domain"]
+        lines.append(
+            f"  domain record: {dom['computed_from']} ({dom['file']})" if dom else
+            "  domain record: none (every field's domain is unknown; add one with 'napari-hpa models domain')"
         )
         for m in ens["members"]:
             extras = []

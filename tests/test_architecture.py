@@ -29,6 +29,11 @@ CORE = [
     "napari_hpa.similar",
     "napari_hpa.bundled",
     "napari_hpa.info",
+    "napari_hpa.engine.domain",
+    "napari_hpa.engine.foreign",
+    "napari_hpa.engine.onnx_tools",
+    "napari_hpa.importer",
+    "napari_hpa.models_cli",
 ]
 FORBIDDEN = ["torch", "timm", "napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "vispy"]
 

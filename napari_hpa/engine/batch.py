@@ -43,6 +43,7 @@ class PredictOutputs:
     attention_dir: Path | None = None
     embeddings: Path | None = None
     errors: Path | None = None
+    domain: Path | None = None  # Id,domain_score,in_domain,reason
 
 
 @dataclass
@@ -54,6 +55,8 @@ class PredictSummary:
     seconds: float = 0.0
     wait_seconds: float = 0.0  # inference loop waiting for decoded sets
     errors: list[tuple[str, str, str]] = field(default_factory=list)
+    out_of_domain: list[tuple[str, str]] = field(default_factory=list)  # (id, reason) of this run
+    domain_unknown: int = 0  # fields of this run that the ensemble's domain record could not judge
 
     @property
     def images_per_second(self) -> float:
@@ -64,12 +67,19 @@ class PredictSummary:
         return self.wait_seconds / self.seconds if self.seconds else 0.0
 
     def __str__(self) -> str:
-        return (
+        text = (
             f"{self.predicted} predicted, {self.skipped} skipped (already done), "
             f"{self.failed} failed, of {self.total} image sets in {self.seconds:.1f} s "
             f"({self.images_per_second:.2f} images/s; waiting for data "
             f"{100 * self.wait_fraction:.1f}% of the time)"
         )
+        if self.out_of_domain:
+            text += (f"\n{len(self.out_of_domain)} of {self.predicted} fields are OUT of the "
+                     "ensemble's domain: their labels are guesses")
+        if self.domain_unknown:
+            text += (f"\n{self.domain_unknown} of {self.predicted} fields could not be checked "
+                     "against a domain: the ensemble records none")
+        return text
 
 
 # --------------------------------------------------------------------------- inputs
@@ -140,29 +150,27 @@ class ResultSink:
     """Streams predictions to partial files; merges them into the outputs at the end."""
 
     PROB_HEADER = ["Id", *CLASS_NAMES]
+    DOMAIN_HEADER = ["Id", "domain_score", "in_domain", "reason"]
 
     def __init__(self, outputs: PredictOutputs, resume: bool):
         self.outputs = outputs
         self.previous_sub: dict[str, list[str]] = {}
         self.previous_probs: dict[str, list[str]] = {}
+        self.previous_domain: dict[str, list[str]] = {}
         self.previous_emb: dict[str, np.ndarray] = {}
-        partials = [outputs.submission, outputs.probs]
+        partials = [outputs.submission, outputs.probs, outputs.domain]
         if resume:
-            for final in (outputs.submission, outputs.probs):
-                if final is None:
-                    continue
-                rows = _read_rows(final)
-                rows.update(_read_rows(_partial(final)))
-                if final is outputs.submission:
-                    self.previous_sub = rows
-                else:
-                    self.previous_probs = rows
+            self.previous_sub = _previous_rows(outputs.submission)
+            self.previous_probs = _previous_rows(outputs.probs)
+            self.previous_domain = _previous_rows(outputs.domain)
             if outputs.embeddings is not None:
                 self.previous_emb = _read_embeddings(outputs.embeddings)
                 self.previous_emb.update(_read_embedding_partial(outputs.embeddings))
         self.done = set(self.previous_sub)
         if outputs.probs is not None:
             self.done &= set(self.previous_probs)
+        if outputs.domain is not None:
+            self.done &= set(self.previous_domain)
         if outputs.embeddings is not None:
             self.done &= set(self.previous_emb)
         for final in partials:
@@ -171,6 +179,9 @@ class ResultSink:
         self._sub = self._open_partial(outputs.submission, ["Id", "Predicted"])
         self._probs = (
             self._open_partial(outputs.probs, self.PROB_HEADER) if outputs.probs else None
+        )
+        self._domain = (
+            self._open_partial(outputs.domain, self.DOMAIN_HEADER) if outputs.domain else None
         )
         self._emb_ids = self._emb_vec = None
         if outputs.embeddings is not None:
@@ -194,6 +205,12 @@ class ResultSink:
                 csv.writer(self._probs, lineterminator="\n").writerow(
                     [image_id, *(f"{p:.6f}" for p in pred.probs[i])]
                 )
+            if self._domain is not None:
+                v = pred.verdicts[i]
+                csv.writer(self._domain, lineterminator="\n").writerow([
+                    image_id, "" if np.isnan(v.score) else f"{v.score:.4f}",
+                    {True: "true", False: "false", None: ""}[v.in_domain], v.reason,
+                ])
             if self.outputs.attention_dir is not None and pred.attention is not None:
                 _save_npz(
                     self.outputs.attention_dir / f"{image_id}.npz",
@@ -203,9 +220,8 @@ class ResultSink:
         if self._emb_vec is not None and pred.embeddings is not None:
             self._emb_ids.write("".join(f"{i}\n" for i in pred.ids))
             self._emb_vec.write(np.ascontiguousarray(pred.embeddings, dtype=np.float32).tobytes())
-        for fh in (self._sub, self._probs, self._emb_ids, self._emb_vec):
-            if fh is not None:
-                fh.flush()
+        for fh in self._handles():
+            fh.flush()
 
     def finish(self, errors: Sequence[tuple[str, str, str]]) -> None:
         """Merge previous and new rows, sorted by id, into the final files (atomically)."""
@@ -214,6 +230,8 @@ class ResultSink:
         self._merge_csv(outs.submission, ["Id", "Predicted"], self.previous_sub)
         if outs.probs is not None:
             self._merge_csv(outs.probs, self.PROB_HEADER, self.previous_probs)
+        if outs.domain is not None:
+            self._merge_csv(outs.domain, self.DOMAIN_HEADER, self.previous_domain)
         if outs.embeddings is not None:
             emb = dict(self.previous_emb)
             emb.update(_read_embedding_partial(outs.embeddings))
@@ -241,10 +259,22 @@ class ResultSink:
         atomic_write_text(path, buf.getvalue())
         _partial(path).unlink(missing_ok=True)
 
+    def _handles(self):
+        return [fh for fh in (self._sub, self._probs, self._domain, self._emb_ids, self._emb_vec)
+                if fh is not None and not fh.closed]
+
     def close(self) -> None:
-        for fh in (self._sub, self._probs, self._emb_ids, self._emb_vec):
-            if fh is not None and not fh.closed:
-                fh.close()
+        for fh in self._handles():
+            fh.close()
+
+
+def _previous_rows(final: Path | None) -> dict[str, list[str]]:
+    """The rows of an output and its partial file (``--resume``), keyed by id."""
+    if final is None:
+        return {}
+    rows = _read_rows(final)
+    rows.update(_read_rows(_partial(final)))
+    return rows
 
 
 def _save_npz(path: Path, **arrays) -> None:
@@ -321,6 +351,11 @@ class _Run:
     def write(self, pred: Prediction) -> None:
         self.sink.write(pred)
         self.summary.predicted += len(pred.ids)
+        for image_id, v in zip(pred.ids, pred.verdicts):
+            if v.in_domain is False:
+                self.summary.out_of_domain.append((image_id, v.reason))
+            elif v.in_domain is None:
+                self.summary.domain_unknown += 1
 
     def finish(self) -> PredictSummary:
         self.summary.seconds = time.perf_counter() - self.start
@@ -357,7 +392,7 @@ def predict_sources(
     todo = run.todo
 
     def decode(source: SetSource):
-        return ensemble.prepare(read_set(source).data)
+        return ensemble.prepare(read_set(source).data, source.id)
 
     window = max(2 * batch_size, batch_size + 2 * workers)
     try:
@@ -426,7 +461,7 @@ def _dask_chunk(models, request, sources, tta, batch_size, need_att, need_emb):
         ids, batch = [], []
         for source in sources[start : start + batch_size]:
             try:
-                batch.append(ensemble.prepare(read_set(source).data))
+                batch.append(ensemble.prepare(read_set(source).data, source.id))
                 ids.append(source.id)
             except HPAError as exc:
                 errors.append(_failure(source, exc))
@@ -435,6 +470,7 @@ def _dask_chunk(models, request, sources, tta, batch_size, need_att, need_emb):
                 batch, tta=tta, ids=ids, need_attention=need_att, need_embeddings=need_emb
             )
             pred.member_probs = {}  # not written; keep the transfer small
+            pred.domain_intensity = pred.domain_features = None
             preds.append(pred)
     return preds, errors, len(sources)
 

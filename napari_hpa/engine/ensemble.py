@@ -11,6 +11,8 @@ A manifest sits beside its members::
       "thresholds": [0.5, ...] or null,   # 28 per-class thresholds
       "min_one_label": true,  # the top class is always predicted
       "embedding_member": "arcface" or null,
+      "trained_on": "what the members learnt from, in words" (optional),
+      "domain": "domain.npz" or null,   # the domain record (engine.domain), beside the manifest
       "stacking": null or {"bias": [28 numbers],
                            "weights": {"densenet121": [28 numbers], ...}}  # one per member
     }
@@ -27,6 +29,10 @@ cell ``(i, j)`` of an ``h x w`` grid covers rows ``[i H/h, (i+1) H/h)`` and
 columns ``[j W/w, (j+1) W/w)`` of the ``H x W`` field of view.  Embeddings
 come from ``embedding_member`` (or the first member that has one), averaged
 over the views and L2-normalised again.
+
+Every field also gets a domain verdict (:mod:`napari_hpa.engine.domain`):
+scored against the ensemble's domain record when it has one; a field with an
+empty or saturated channel is out of the domain in any case.
 """
 
 from __future__ import annotations
@@ -41,9 +47,10 @@ import numpy as np
 
 from ..classes import CLASS_NAMES, NUM_CLASSES
 from ..errors import HPAError
-from ..imageset import to_model_input
+from ..imageset import check_values, to_model_input
 from . import tta as tta_mod
 from .contract import ModelInfo, check_contract
+from .domain import DomainError, DomainModel, Verdict, input_problems, intensity_features, verdicts_without_record
 from .providers import ProviderRequest, create_session
 
 MANIFEST_VERSION = 1
@@ -99,6 +106,8 @@ class EnsembleSpec:
     name: str = "ensemble"
     path: Path | None = None  # the manifest file, when read from one
     stacking: Stacking | None = None
+    trained_on: str | None = None  # in words; None: from the members' metadata
+    domain: Path | None = None  # the domain record (absolute), None when there is none
 
     def to_json(self, folder: Path) -> dict:
         return {
@@ -114,6 +123,8 @@ class EnsembleSpec:
             "min_one_label": self.min_one_label,
             "embedding_member": self.embedding_member,
             "stacking": None if self.stacking is None else self.stacking.to_json([m.name for m in self.members]),
+            "trained_on": self.trained_on,
+            "domain": None if self.domain is None else _relative(self.domain, folder),
         }
 
 
@@ -159,6 +170,8 @@ def read_manifest(path: str | Path) -> EnsembleSpec:
     for i, m in enumerate(members_raw):
         if not isinstance(m, dict) or "path" not in m:
             fail(f"members[{i}] must be an object with a 'path'")
+        if not isinstance(m["path"], str) or not m["path"]:
+            fail(f"members[{i}].path must be a file name, got {m['path']!r}")
         member_path = path.parent / m["path"]
         if not member_path.is_file():
             fail(f"members[{i}].path {m['path']!r}: no such file {member_path}")
@@ -190,17 +203,45 @@ def read_manifest(path: str | Path) -> EnsembleSpec:
     stacking = raw.get("stacking")
     if stacking is not None:
         stacking = _read_stacking(stacking, names, fail)
+    trained_on = raw.get("trained_on")
+    if trained_on is not None and not isinstance(trained_on, str):
+        fail(f"'trained_on' must be text, got {trained_on!r}")
+    domain = raw.get("domain")
+    if domain is not None:
+        if not isinstance(domain, str) or not domain:
+            fail(f"'domain' must be the file name of a domain record, got {domain!r}")
+        domain = _inside(path, domain, "'domain'", fail)
+        if not domain.is_file():
+            fail(f"'domain' {raw['domain']!r}: no such file {domain}")
+    min_one = raw.get("min_one_label", True)
+    if not isinstance(min_one, bool):
+        fail(f"'min_one_label' must be true or false, got {min_one!r}")
     return EnsembleSpec(
         members=members,
         tta=tta,
         combine=combine,
         thresholds=thresholds,
-        min_one_label=bool(raw.get("min_one_label", True)),
+        min_one_label=min_one,
         embedding_member=embedding_member,
         name=str(raw.get("name") or path.parent.name),
         path=path,
         stacking=stacking,
+        trained_on=trained_on,
+        domain=domain,
     )
+
+
+def _inside(manifest: Path, name: str, what: str, fail) -> Path:
+    """``name`` resolved against the manifest's folder; it must name a file inside that folder.
+
+    Checked on the names (absolute paths and ``..`` that climb out are refused); a link
+    placed inside the folder on purpose is followed.
+    """
+    folder = Path(os.path.abspath(manifest.parent))
+    target = Path(os.path.normpath(folder / name))
+    if Path(name).is_absolute() or folder not in target.parents:
+        fail(f"{what} {name!r} points outside the ensemble's folder {folder}")
+    return target
 
 
 def _numbers(value, n: int) -> np.ndarray | None:
@@ -287,6 +328,9 @@ class Prediction:
     attention: np.ndarray | None = None  # [N, 28, h, w] in [0, 1]
     embeddings: np.ndarray | None = None  # [N, D], L2-normalised
     ids: list[str] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)  # the domain verdict of each field
+    domain_intensity: np.ndarray | None = None  # [N, 30] what the domain record's views see
+    domain_features: np.ndarray | None = None  # [N, d]
 
     def label_indices(self, i: int) -> tuple[int, ...]:
         return tuple(int(c) for c in np.flatnonzero(self.labels[i]))
@@ -335,6 +379,7 @@ class Ensemble:
             thresholds = (DEFAULT_THRESHOLD,) * NUM_CLASSES
         self.thresholds = np.asarray(thresholds, dtype=np.float32)
         self.embedding_member = self._pick_embedding_member()
+        self.domain = self._load_domain()
 
     @classmethod
     def load(
@@ -360,7 +405,39 @@ class Ensemble:
             return member
         return next((m for m in self.members if m.info.has_embedding), None)
 
+    def _load_domain(self) -> DomainModel | None:
+        if self.spec.domain is None:
+            return None
+        try:
+            domain = DomainModel.load(self.spec.domain)
+        except DomainError as exc:
+            raise EnsembleError(str(exc), self.spec.path) from None
+        expected = (self.domain_features_from, min(self.input_sizes))
+        if (domain.features_from, domain.input_size) != expected:
+            raise EnsembleError(
+                f"the domain record {self.spec.domain.name} was computed from the "
+                f"{domain.features_from} at {domain.input_size} px, but this ensemble gives the "
+                f"{expected[0]} at {expected[1]} px: compute it again with "
+                "'napari-hpa models domain'", self.spec.path,
+            )
+        return domain
+
     # ------------------------------------------------------------------ facts
+
+    @property
+    def domain_features_from(self) -> str:
+        """What the domain record's ``features`` view is made of, for this ensemble."""
+        m = self.embedding_member
+        if m is not None:
+            return f"embedding of {m.name} ({m.info.embedding_dim}-d)"
+        return "logits of " + ", ".join(m.name for m in self.members)
+
+    @property
+    def trained_on(self) -> str:
+        """What the members learnt from, in words."""
+        if self.spec.trained_on:
+            return self.spec.trained_on
+        return "; ".join(dict.fromkeys(m.info.trained_on for m in self.members))
 
     @property
     def name(self) -> str:
@@ -390,13 +467,16 @@ class Ensemble:
     def input_sizes(self) -> list[int]:
         return sorted({m.info.input_size for m in self.members})
 
-    def prepare(self, image: np.ndarray) -> dict[int, np.ndarray]:
+    def prepare(self, image: np.ndarray, set_id: str | None = None) -> dict[int, np.ndarray]:
         """One image set as float32 ``(4, S, S)`` model input for each member input size.
 
         Separate from :meth:`predict_prepared` so decoding threads can do it
-        while onnxruntime runs the previous batch.
+        while onnxruntime runs the previous batch.  NaN or infinite values, and
+        float channels outside [0, 1], are refused (:func:`imageset.check_values`).
         """
-        return {size: to_model_input(np.asarray(image), size) for size in self.input_sizes}
+        image = np.asarray(image)
+        check_values(image, set_id)
+        return {size: to_model_input(image, size) for size in self.input_sizes}
 
     def predict(
         self,
@@ -408,8 +488,9 @@ class Ensemble:
         need_embeddings: bool = True,
     ) -> Prediction:
         """Predict for ``(4, H, W)`` image sets of any size and dtype."""
+        names = list(ids) if ids is not None else [None] * len(images)
         return self.predict_prepared(
-            [self.prepare(im) for im in images],
+            [self.prepare(im, i) for im, i in zip(images, names)],
             tta=tta,
             ids=ids,
             need_attention=need_attention,
@@ -435,6 +516,7 @@ class Ensemble:
         member_probs: dict[str, np.ndarray] = {}
         maps, map_weights = [], []
         embeddings = None
+        plain_logits, plain_embedding = [], None  # the untransformed view, for the domain
         for member in self.members:
             size = member.info.input_size
             want_att = need_attention and member.info.has_attention
@@ -442,6 +524,10 @@ class Ensemble:
             probs_t, att_t, emb_t = [], [], []
             for t in transforms:
                 out = member.run(np.ascontiguousarray(tta_mod.apply(inputs[size], t)))
+                if t == tta_mod.IDENTITY:
+                    plain_logits.append(out["logits"])
+                    if member is self.embedding_member:
+                        plain_embedding = out["embedding"]
                 probs_t.append(sigmoid(out["logits"].astype(np.float32)))
                 if want_att:
                     att_t.append(tta_mod.invert(out["attention"], t))
@@ -468,6 +554,15 @@ class Ensemble:
             if not w.sum() > 0:  # attention members that do not vote on the classes
                 w = np.ones_like(w)
             attention = np.tensordot(w / w.sum(), stack, axes=1).astype(np.float32)
+        small = inputs[min(self.input_sizes)]
+        intensity = np.stack([intensity_features(x) for x in small])
+        features = (plain_embedding if plain_embedding is not None
+                    else np.concatenate(plain_logits, axis=1)).astype(np.float64)
+        problems = [input_problems(x) for x in small]
+        if self.domain is not None:
+            verdicts = self.domain.verdicts(intensity, features, problems)
+        else:
+            verdicts = verdicts_without_record(problems)
         return Prediction(
             probs=probs.astype(np.float32),
             member_probs=member_probs,
@@ -476,6 +571,9 @@ class Ensemble:
             attention=attention,
             embeddings=embeddings,
             ids=list(ids) if ids is not None else [str(i) for i in range(n)],
+            verdicts=verdicts,
+            domain_intensity=intensity,
+            domain_features=features,
         )
 
 

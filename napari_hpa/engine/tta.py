@@ -12,11 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 Transform = tuple[bool, int]
+IDENTITY: Transform = (False, 0)
 
 TTA_MODES: dict[str, tuple[Transform, ...]] = {
-    "none": ((False, 0),),
+    "none": (IDENTITY,),
     # transpose, then three quarter turns counter-clockwise, is the left-right mirror
-    "flip": ((False, 0), (True, 3)),
+    "flip": (IDENTITY, (True, 3)),
     "d4": tuple((t, k) for t in (False, True) for k in range(4)),
 }
 COMBINE_MODES = ("mean", "max")
