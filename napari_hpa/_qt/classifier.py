@@ -14,20 +14,25 @@ from qtpy.QtGui import QColor, QFont
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDialog,
+    QDialogButtonBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSpinBox,
     QStyledItemDelegate,
     QTableWidget,
     QTableWidgetItem,
+    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
@@ -41,6 +46,77 @@ from ..similar import DEFAULT_SIMILARITY, ReferenceIndex, suggest_labels
 
 BY_HAND = "pick layers by hand…"
 ATTENTION_SUFFIX = " attention"
+MODEL_CARD = "MODEL_CARD.md"
+VERDICT_STYLE = {
+    True: "color: #7bd88f;",
+    False: "color: #ffffff; background: #a8322d; padding: 4px;",
+    None: "color: #c8c8c8;",
+}
+
+
+def verdict_text(result: Classification) -> str:
+    """The domain verdict in words, with what to do when the field is out of the domain."""
+    v = result.verdict
+    score = "" if v.score != v.score else f" (domain score {v.score:.2f}; in-domain fields score 1 or less)"
+    if v.in_domain is True:
+        return f"In the ensemble's domain{score}."
+    if v.in_domain is None:
+        return ("Domain unknown: this ensemble records no domain, so nothing says whether it has seen "
+                "fields like this one.")
+    return (
+        f"OUT OF DOMAIN{score}: {v.reason}. These labels are guesses. The ensemble was trained on "
+        f"{result.trained_on.split('.')[0]}. Classify with a model made for fields like this one "
+        "(Choose… imports an .onnx or .pth; see the README, 'Real models')."
+    )
+
+
+class ImportDialog(QDialog):
+    """What cannot be read from a foreign model file: where to put it, its size, its outputs."""
+
+    def __init__(self, source: Path, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle(f"Import {source.name}")
+        form = QFormLayout(self)
+        form.addRow(QLabel(
+            "The model is made into a napari-hpa ensemble folder. The published HPA 2018 "
+            "1st-place DenseNet121 needs no options; leave the others empty to detect them."))
+        self.out_edit = QLineEdit(str(source.parent / f"{source.stem.split('.')[0]}-napari-hpa"))
+        form.addRow("new folder", self.out_edit)
+        self.size_spin = QSpinBox()
+        self.size_spin.setRange(0, 4096)
+        self.size_spin.setSpecialValueText("detect")
+        form.addRow("input size (px)", self.size_spin)
+        self.outputs_edit = QLineEdit()
+        self.outputs_edit.setPlaceholderText("detect (e.g. probabilities,features)")
+        form.addRow("outputs", self.outputs_edit)
+        self.calib_edit = QLineEdit()
+        self.calib_edit.setPlaceholderText("optional: 40+ fields like the model's, for its domain")
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse_calib)
+        row = QHBoxLayout()
+        row.addWidget(self.calib_edit, 1)
+        row.addWidget(browse)
+        form.addRow("calibration fields", row)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def _browse_calib(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Calibration fields")
+        if folder:
+            self.calib_edit.setText(folder)
+
+    def choices(self):
+        """``(out, ImportOptions)`` as filled in."""
+        from ..importer import ImportOptions
+
+        outputs = [k.strip() for k in self.outputs_edit.text().split(",") if k.strip()]
+        calib = self.calib_edit.text().strip()
+        return Path(self.out_edit.text().strip()), ImportOptions(
+            input_size=self.size_spin.value() or None, outputs=outputs or None,
+            calib=Path(calib) if calib else None,
+        )
 
 
 class _BarDelegate(QStyledItemDelegate):
@@ -118,11 +194,18 @@ class ClassifierWidget(QWidget):
         self.model_label = QLabel()
         self.model_label.setWordWrap(True)
         choose = QPushButton("Choose…")
+        choose.setToolTip("an ensemble.json, a napari-hpa .onnx, or a foreign .onnx / .pth to import")
         choose.clicked.connect(self._choose_models)
+        self.card_button = QPushButton("Model card")
+        self.card_button.clicked.connect(self.show_model_card)
         row = QHBoxLayout()
         row.addWidget(self.model_label, 1)
         row.addWidget(choose)
+        row.addWidget(self.card_button)
         form.addRow("models", row)
+        self.trained_label = QLabel()
+        self.trained_label.setWordWrap(True)
+        form.addRow("trained on", self.trained_label)
         self.provider_combo = QComboBox()
         self.provider_combo.addItems(PROVIDER_CHOICES)
         self.provider_combo.currentTextChanged.connect(self._forget_ensemble)
@@ -168,6 +251,12 @@ class ClassifierWidget(QWidget):
         self.summary_label.setFont(font)
         layout.addWidget(self.summary_label)
 
+        self.domain_label = QLabel()
+        self.domain_label.setWordWrap(True)
+        self.domain_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.domain_label.hide()
+        layout.addWidget(self.domain_label)
+
         self.members_check = QCheckBox("show each member")
         self.members_check.toggled.connect(self._fill_table)
         layout.addWidget(self.members_check)
@@ -208,21 +297,95 @@ class ClassifierWidget(QWidget):
 
     def _show_models(self) -> None:
         from ..bundled import default_ensemble_path
+        from ..engine import EnsembleError, read_manifest
 
         self.model_label.setText(str(self.models) if self.models else f"default ({default_ensemble_path()})")
+        self.model_label.setToolTip(self.model_label.text())
+        manifest = self._manifest_path()
+        trained_on = ""
+        if manifest is not None and manifest.suffix == ".json":
+            try:
+                trained_on = read_manifest(manifest).trained_on or ""
+            except EnsembleError:
+                pass
+        self._show_trained_on(trained_on)
+        self.card_button.setEnabled(self.model_card_path() is not None)
+
+    def _show_trained_on(self, text: str) -> None:
+        """The first sentence (the whole text as tooltip): the dock stays compact."""
+        self.trained_label.setText(text.split(". ")[0].rstrip(".") + "." if text else
+                                   "shown after the first Classify")
+        self.trained_label.setToolTip(text)
+
+    def _manifest_path(self) -> Path | None:
+        from ..bundled import resolve_models
+
+        try:
+            return resolve_models(self.models)
+        except HPAError:
+            return None
+
+    def model_card_path(self) -> Path | None:
+        """The ``MODEL_CARD.md`` beside the ensemble, if there is one."""
+        manifest = self._manifest_path()
+        card = manifest.parent / MODEL_CARD if manifest is not None else None
+        return card if card is not None and card.is_file() else None
+
+    def show_model_card(self) -> QDialog | None:
+        """Open the ensemble's model card in a window (returned, for tests)."""
+        card = self.model_card_path()
+        if card is None:
+            self._show_error("this ensemble has no MODEL_CARD.md beside it")
+            return None
+        dialog = QDialog(self)
+        dialog.setWindowTitle(f"Model card: {card.parent.name}")
+        browser = QTextBrowser(dialog)
+        browser.setMarkdown(card.read_text(encoding="utf-8"))
+        QVBoxLayout(dialog).addWidget(browser)
+        dialog.resize(820, 700)
+        dialog.show()
+        return dialog
 
     def _choose_models(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "Ensemble or model", "", "Ensembles and models (*.json *.onnx)"
+            self, "Ensemble or model", "", "Ensembles and models (*.json *.onnx *.pth *.pt)"
         )
         if path:
             self.set_models(path)
 
     def set_models(self, path: str | Path | None) -> None:
-        """Use another ensemble manifest or ONNX model (loaded at the next Classify)."""
+        """Use another ensemble manifest or ONNX model (loaded at the next Classify); a
+        foreign model (not made for napari-hpa) is imported first, after a short dialog."""
+        from ..importer import needs_import
+
+        if path and needs_import(path):
+            dialog = ImportDialog(Path(path), self)
+            if dialog.exec() == QDialog.DialogCode.Accepted:
+                self.import_model(path, *dialog.choices())
+            return
         self.models = Path(path) if path else None
         self._forget_ensemble()
         self._show_models()
+
+    def import_model(self, source: str | Path, out: str | Path, options=None) -> None:
+        """Import a foreign model into the new folder ``out`` off the GUI thread, then use it."""
+        if self.busy:
+            return
+        from napari.qt.threading import create_worker
+
+        from ..importer import import_model
+
+        self._clear_error()
+
+        def done(report):
+            self.set_models(report.folder)
+            self.summary_label.setText(f"Imported {Path(source).name}: {report.threshold_rule}. "
+                                       f"{report.domain}.")
+
+        self._start(create_worker(
+            import_model, source, out, options, log=lambda m: None, _start_thread=False,
+            _connect={"returned": done, "errored": self._on_failure, "finished": self._on_finished},
+        ), "Importing…")
 
     def _forget_ensemble(self, *_):
         self._ensemble = None
@@ -326,7 +489,7 @@ class ClassifierWidget(QWidget):
             ensemble = self._ensemble_for(models, provider)
             return ensemble, classify(ensemble, image_id, data, tta)
 
-        self._worker = create_worker(
+        self._start(create_worker(
             work,
             _start_thread=False,
             _connect={
@@ -334,11 +497,14 @@ class ClassifierWidget(QWidget):
                 "errored": self._on_failure,
                 "finished": self._on_finished,
             },
-        )
+        ), "Classifying…")
+
+    def _start(self, worker, what: str) -> None:
+        self._worker = worker
         self.classify_button.setEnabled(False)
-        self.classify_button.setText("Classifying…")
+        self.classify_button.setText(what)
         self.progress.setRange(0, 0)  # busy indicator
-        self._worker.start()
+        worker.start()
 
     def _on_finished(self) -> None:
         self._worker = None
@@ -358,6 +524,10 @@ class ClassifierWidget(QWidget):
         self.running_label.setToolTip(notes)
         names = ", ".join(result.label_names) or "no class above its threshold"
         self.summary_label.setText(f"{result.image_id}: {names}")
+        self.domain_label.setText(verdict_text(result))
+        self.domain_label.setStyleSheet(VERDICT_STYLE[result.verdict.in_domain])
+        self.domain_label.show()
+        self._show_trained_on(result.trained_on)
         for layer in layers:
             layer.metadata["hpa_classification"] = result.as_metadata()
         self._fill_table()

@@ -182,3 +182,67 @@ def test_similar_images_from_an_index(make_napari_viewer, qtbot, toy, tmp_path):
     # double-click opens the neighbour
     widget._open_neighbour(widget.neighbours.item(0))
     assert f"{expected[0].id} protein" in viewer.layers
+
+
+def test_out_of_domain_field_is_said_plainly_and_the_model_card_is_one_click_away(
+        make_napari_viewer, qtbot, real_dir):
+    """The default ensemble (synthetic fields only) on a real HPA field (Human Protein Atlas,
+    www.proteinatlas.org): the verdict is out of domain, in red, with what to do."""
+    from hpa_testing import REAL_KAGGLE_ID
+
+    viewer = make_napari_viewer()
+    viewer.open(str(real_dir / f"{REAL_KAGGLE_ID}_red.png"), plugin="napari-hpa")
+    widget = ClassifierWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    assert "synthetic fields only" in widget.trained_label.text()
+    widget.tta_combo.setCurrentText("none")
+    result = _classify(qtbot, widget, timeout=60000)
+    assert result.verdict.in_domain is False
+    text = widget.domain_label.text()
+    assert text.startswith("OUT OF DOMAIN") and "guesses" in text and "Choose…" in text
+    assert "synthetic fields only" in text
+    assert not widget.domain_label.isHidden() and "background" in widget.domain_label.styleSheet()
+    meta = viewer.layers[f"{REAL_KAGGLE_ID} protein"].metadata["hpa_classification"]
+    assert meta["domain"]["in_domain"] is False and meta["domain"]["score"] > 1
+    dialog = widget.show_model_card()
+    assert dialog is not None and dialog.isVisible()
+    assert "Model card" in dialog.windowTitle()
+    dialog.close()
+
+
+def test_a_foreign_onnx_is_imported_from_the_widget_and_then_used(make_napari_viewer, qtbot, tmp_path, field):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from napari_hpa.importer import ImportOptions, needs_import
+
+    w = np.random.default_rng(1).normal(size=(4, 28)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["x"], ["m"], axes=[2, 3], keepdims=0),
+         helper.make_node("MatMul", ["m", "w"], ["z"]), helper.make_node("Sigmoid", ["z"], ["p"])],
+        "foreign", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 32, 32])],
+        [helper.make_tensor_value_info("p", TensorProto.FLOAT, ["N", 28])], [numpy_helper.from_array(w, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 9
+    src = tmp_path / "foreign.onnx"
+    onnx.save(model, src)
+    assert needs_import(src)
+    viewer = make_napari_viewer()
+    viewer.open(str(field[1]["red"]), plugin="napari-hpa")
+    widget = ClassifierWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.import_model(src, tmp_path / "imported", ImportOptions())
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30000)
+    assert widget.models == tmp_path / "imported", widget.error_label.text()
+    assert not needs_import(tmp_path / "imported" / "foreign.onnx")
+    assert "Imported foreign.onnx" in widget.summary_label.text()
+    result = _classify(qtbot, widget)
+    x = field[0].astype(np.float32) / 255
+    from skimage.transform import resize
+
+    x = resize(x, (4, 32, 32), order=1, anti_aliasing=True, preserve_range=True)
+    want = 1 / (1 + np.exp(-(x.mean((1, 2)) @ w)))
+    np.testing.assert_allclose(result.probs, want, atol=1e-4)
+    assert result.verdict.in_domain is None  # no calibration fields: the domain is unknown
+    assert widget.domain_label.text().startswith("Domain unknown")
