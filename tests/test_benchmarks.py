@@ -57,3 +57,10 @@ def test_bench_int8_and_inference_run(tmp_path):
     out = _run("bench_inference.py", "--size", "64", "--n", "1", "--archs", "timm:resnet18",
                "--sets", "3", "--memory-factor", "2")
     assert "vs torch" in out and "waiting for data" in out and "peak memory: 3 sets" in out
+
+
+def test_bench_densenet_import_runs():
+    pytest.importorskip("torch")
+    out = _run("bench_densenet_import.py", "--size", "128", "--images", "1", "--calib", "2")
+    assert "torch eager" in out and "onnxruntime int8" in out and "x torch eager" in out
+    assert "CPU:" in out and "label agreement" in out

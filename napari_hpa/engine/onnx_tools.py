@@ -3,6 +3,7 @@ static int8 quantization with onnxruntime's own tools, and the label agreement o
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 
@@ -76,12 +77,20 @@ def quantize_int8(
             src = pre
         except Exception:  # noqa: BLE001 - preprocessing is an optimisation only
             src = fp32
-        quantize_static(
-            str(src), str(out), reader_cls(calib),
-            quant_format=QuantFormat.QDQ if qdq else QuantFormat.QOperator, per_channel=True,
-            activation_type={"s8": QuantType.QInt8, "u8": QuantType.QUInt8}[activations],
-            weight_type=QuantType.QInt8,
-        )
+        root = logging.getLogger()
+        level = root.level
+        # the quantizer warns on the root logger for every standalone BatchNorm weight (kept in
+        # float, as intended): hundreds of lines for DenseNet121
+        root.setLevel(max(level, logging.ERROR))
+        try:
+            quantize_static(
+                str(src), str(out), reader_cls(calib),
+                quant_format=QuantFormat.QDQ if qdq else QuantFormat.QOperator, per_channel=True,
+                activation_type={"s8": QuantType.QInt8, "u8": QuantType.QUInt8}[activations],
+                weight_type=QuantType.QInt8,
+            )
+        finally:
+            root.setLevel(level)
     set_metadata(out, meta)
 
 
