@@ -103,4 +103,5 @@ def _classify(viewer, models: Path | None, timeout: float) -> dict:
             for c in result.ranked()[:5]
         ],
         "attention_shown_for": int(viewer.dims.current_step[0]) if result.attention is not None else None,
+        "domain": result.as_metadata()["domain"],
     }

@@ -76,6 +76,8 @@ def test_demo_screenshot_and_json(tmp_path):
     top = report["classification"]["top"]
     assert len(top) == 5 and top[0]["probability"] >= top[1]["probability"]
     assert report["classification"]["attention_shown_for"] == top[0]["class"]
+    # a toy model records no domain: unknown, never claimed
+    assert report["classification"]["domain"] == {"in_domain": None, "score": None, "reason": ""}
     image = iio.imread(shot)
     assert image.ndim == 3 and image.shape[0] > 400 and image.shape[1] > 600
     assert image[..., :3].std() > 10  # something was drawn
