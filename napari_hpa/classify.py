@@ -123,6 +123,8 @@ def classify(ensemble: Ensemble, image_id: str, data: np.ndarray, tta: str | Non
     """Run ``ensemble`` on one ``(4, H, W)`` field of view."""
     tta = tta or ensemble.spec.tta
     pred = ensemble.predict([data], tta=tta, ids=[image_id])  # refuses NaN / out-of-range values
+    if pred.failures:
+        raise HPAError(f"{image_id}: {pred.failures[0]}")
     attention = scale = translate = None
     if pred.attention is not None:
         attention = pred.attention[0]

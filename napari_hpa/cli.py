@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from . import __version__
 from .errors import HPAError
+from .labels import check_outputs
 from .review.cli import add_labels_parser
 from .ensemble_cli import add_ensemble_parsers
 from .models_cli import add_models_parsers
@@ -106,11 +108,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
         errors=args.errors,
         domain=args.domain,
     )
-    _distinct_outputs(
-        [("--out", args.out), ("--probs", args.probs), ("--attention", args.attention),
-         ("--embeddings", args.embeddings), ("--errors", args.errors), ("--domain", args.domain)],
-        args.inputs,
+    check_outputs(
+        [("--out", args.out), ("--probs", args.probs), ("--embeddings", args.embeddings),
+         ("--errors", args.errors), ("--domain", args.domain)],
+        [("--attention", args.attention)],
+        [("an input", p) for p in args.inputs],
     )
+    if args.max_pixels is not None:
+        from .imageset import MAX_PIXELS_ENV
+
+        if args.max_pixels < 1:
+            raise HPAError(f"--max-pixels must be positive, got {args.max_pixels}")
+        os.environ[MAX_PIXELS_ENV] = str(args.max_pixels)  # read by the decoders (and local Dask workers)
     sources, problems = collect_sources(args.inputs)
     if not sources and problems:
         for _, _, message in problems:
@@ -153,21 +162,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     written = [p for p in (args.out, args.probs, args.domain) if p]
     print("wrote " + ", ".join(str(p) for p in written))
     return 1 if summary.failed else 0
-
-
-def _distinct_outputs(outputs, inputs) -> None:
-    """Refuse before any work when two outputs are one file, or an output is an input."""
-    seen: dict[Path, str] = {}
-    sources = {Path(p).resolve() for p in inputs}
-    for option, path in outputs:
-        if path is None:
-            continue
-        key = Path(path).resolve()
-        if key in seen:
-            raise HPAError(f"{option} and {seen[key]} name the same file {path}: each output needs its own")
-        if key in sources:
-            raise HPAError(f"{option} {path} is one of the inputs: it would be overwritten")
-        seen[key] = option
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -282,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="domain verdicts: Id,domain_score,in_domain,reason (score above 1: out of "
                    "the ensemble's domain)")
     p.add_argument("--tta", choices=["none", "flip", "d4"], help="override the manifest's TTA")
+    p.add_argument("--max-pixels", type=float, metavar="N",
+                   help="largest channel plane to decode, in pixels (default 64e6; a larger set is an "
+                   "error row; on a remote Dask cluster set NAPARI_HPA_MAX_PIXELS on the workers)")
     p.add_argument("--batch-size", type=int, default=8, help="sets per batch (default 8)")
     p.add_argument("--workers", type=int, default=2, help="decoding threads (default 2)")
     p.add_argument("--resume", action="store_true", help="skip ids already in the outputs")

@@ -9,6 +9,15 @@ class HPAError(Exception):
     """Base class of every error napari-hpa raises on bad input."""
 
 
+class FileError(HPAError):
+    """Something wrong with one file (a model, a manifest, a record): the message names it."""
+
+    def __init__(self, problem: str, path: str | Path | None = None):
+        self.problem = problem
+        self.path = path
+        super().__init__(f"{path}: {problem}" if path else problem)
+
+
 class ImageSetError(HPAError):
     """An image set that cannot be read: names the id, the channel and the file."""
 

@@ -121,6 +121,9 @@ def collect(
     hits = pairs = 0
     for chunk, pred in iter_predictions(ensemble, sources, tta=tta, batch_size=batch_size, progress=progress,
                                         need_attention=want_att, need_embeddings=want_emb):
+        if pred.failures:
+            i, message = next(iter(pred.failures.items()))
+            raise TrainingError(f"image set {pred.ids[i]!r} in {folder}: {message}")
         probs.append(pred.probs)
         intensity.append(pred.domain_intensity)
         features.append(pred.domain_features)

@@ -17,7 +17,9 @@ the channel and the file.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +39,11 @@ FILENAME_PATTERNS = tuple(
     f"*_{ch}.{ext}" for ch in CHANNELS for ext in CHANNEL_EXTENSIONS
 ) + ("*.tif", "*.tiff")
 SUPPORTED_DTYPES = (np.uint8, np.uint16)
+#: Largest channel plane decoded, in pixels (64 MP: 8000 x 8000; HPA fields are at most
+#: 3072 x 3072). Checked from the file's header before any pixel is decoded, so that a small
+#: compressed file cannot ask for gigabytes. ``NAPARI_HPA_MAX_PIXELS`` raises it.
+DEFAULT_MAX_PIXELS = 64_000_000
+MAX_PIXELS_ENV = "NAPARI_HPA_MAX_PIXELS"
 
 #: Names (lower case) an OME-TIFF may give each channel.
 CHANNEL_ALIASES = {
@@ -111,8 +118,8 @@ def find_sets(folder: str | Path) -> list[SetSource]:
     groups: dict[str, dict[str, list[Path]]] = {}
     tiffs: dict[str, Path] = {}
     for p in sorted(folder.iterdir()):
-        if p.name.startswith(".") or not p.is_file():
-            continue
+        if p.name.startswith(".") or p.is_dir():
+            continue  # special files (FIFOs, devices) are listed: reading them says what they are
         parts = channel_file_parts(p)
         if parts is not None:
             groups.setdefault(parts[0], {}).setdefault(parts[1], []).append(p)
@@ -171,6 +178,63 @@ def source_for_path(path: str | Path) -> tuple[SetSource, int]:
 
 
 # --------------------------------------------------------------------------- reading
+
+
+def max_pixels() -> int:
+    """The pixel budget per channel plane: ``$NAPARI_HPA_MAX_PIXELS`` or :data:`DEFAULT_MAX_PIXELS`."""
+    raw = os.environ.get(MAX_PIXELS_ENV)
+    if raw is None:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(float(raw))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ImageSetError(f"${MAX_PIXELS_ENV} is {raw!r}; it must be a positive number of pixels")
+    return value
+
+
+def _check_budget(height: int, width: int, set_id, channel, path) -> None:
+    limit = max_pixels()
+    if height * width > limit:
+        raise ImageSetError(
+            f"is {width} x {height} pixels ({height * width / 1e6:.0f} MP a channel), above the limit "
+            f"of {limit / 1e6:.0f} MP that keeps one field from taking the machine's memory: raise "
+            f"it with --max-pixels or ${MAX_PIXELS_ENV} to read it",
+            set_id=set_id, channel=channel, path=path,
+        )
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """``(height, width)`` of a channel file from its header only, or None when unknown."""
+    try:
+        if is_tiff(path):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                shape = tif.series[0].shape
+            plane = [n for n in shape if n not in (1, 3, 4)][-2:] or list(shape[-2:])
+            return (int(plane[0]), int(plane[-1])) if len(plane) == 2 else None
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return im.size[1], im.size[0]
+    except Exception:  # noqa: BLE001 - the decoder reports unreadable files itself
+        return None
+
+
+def _check_regular(path: Path, set_id, channel) -> None:
+    """A FIFO, device or socket is never opened (reading one can block forever)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ImageSetError("file not found", set_id=set_id, channel=channel, path=path) from None
+    except OSError as exc:
+        raise ImageSetError(f"cannot be read ({exc.strerror or exc})", set_id=set_id, channel=channel,
+                            path=path) from None
+    if not stat.S_ISREG(mode):
+        raise ImageSetError("is not a regular file (a FIFO, device or socket): not opened",
+                            set_id=set_id, channel=channel, path=path)
 
 
 def read_set(source: SetSource | str | Path) -> ImageSet:
@@ -232,6 +296,10 @@ def _expected_path(source: SetSource, channel: str) -> Path:
 
 def read_channel_file(path: Path, channel: str, set_id: str) -> np.ndarray:
     """Read one channel file as a 2-D array (RGB files: the channel's own colour)."""
+    _check_regular(path, set_id, channel)
+    size = _header_size(path)
+    if size is not None:
+        _check_budget(*size, set_id, channel, path)
     try:
         if is_tiff(path):
             import tifffile
@@ -243,6 +311,9 @@ def read_channel_file(path: Path, channel: str, set_id: str) -> np.ndarray:
             arr = iio.imread(path)
     except FileNotFoundError:
         raise ImageSetError("file not found", set_id=set_id, channel=channel, path=path) from None
+    except MemoryError:
+        raise ImageSetError("does not fit in memory once decoded", set_id=set_id, channel=channel,
+                            path=path) from None
     except Exception as exc:  # decoders raise many types for corrupt files
         raise ImageSetError(
             f"cannot be read, the file is unreadable or truncated ({type(exc).__name__}: {exc})",
@@ -295,14 +366,23 @@ def read_multichannel_tiff(path: Path, set_id: str | None = None) -> np.ndarray:
     import tifffile
 
     set_id = set_id or tiff_set_id(path)
+    _check_regular(path, set_id, None)
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
+            dims = [n for n in series.shape if n != 1]
+            if len(dims) == 3 and 4 in dims:
+                dims.remove(4)  # the channel axis
+                _check_budget(dims[0], dims[1], set_id, None, path)
             arr = series.asarray()
             axes = series.axes
             names = _ome_channel_names(tif.ome_metadata) if tif.is_ome else []
     except FileNotFoundError:
         raise ImageSetError("file not found", set_id=set_id, path=path) from None
+    except ImageSetError:
+        raise
+    except MemoryError:
+        raise ImageSetError("does not fit in memory once decoded", set_id=set_id, path=path) from None
     except Exception as exc:
         raise ImageSetError(
             f"cannot be read, the file is unreadable or truncated ({type(exc).__name__}: {exc})",
@@ -319,7 +399,7 @@ def read_multichannel_tiff(path: Path, set_id: str | None = None) -> np.ndarray:
             path=path,
         )
     arr = np.moveaxis(arr, channel_axis, 0)
-    order = _rgby_order(names)
+    order = _rgby_order(names, set_id, path)
     if order is not None:
         arr = arr[order]
     return _check_dtype(np.ascontiguousarray(arr), set_id, None, path)
@@ -373,18 +453,52 @@ def _ome_channel_names(ome_xml: str | None) -> list[str]:
     return names[:4] if len(names) >= 4 else []
 
 
-def _rgby_order(names: list[str]) -> list[int] | None:
-    """Indices that put channels named ``names`` in RGBY order, if every name is known."""
+def channel_of_name(name: str) -> str | None:
+    """The channel an OME channel name stands for (``DAPI`` -> blue), or None when unknown.
+
+    A name matches when it is an alias, or when one of its words or word pairs is
+    (``Protein antibody`` -> green, ``ER (calreticulin)`` -> yellow).
+    """
+    key = re.sub(r"[^a-z0-9]+", " ", name.lower()).strip()
+    words = key.split()
+    candidates = [key, *words, *(" ".join(p) for p in zip(words, words[1:]))]
+    hits = {ch for ch, aliases in CHANNEL_ALIASES.items() for c in candidates if c in aliases}
+    return hits.pop() if len(hits) == 1 else None
+
+
+def _rgby_order(names: list[str], set_id=None, path=None) -> list[int] | None:
+    """Indices that put channels named ``names`` in RGBY order.
+
+    Every name known: by name. All but one known: the last one by elimination. Fewer, or
+    two names for one channel: refused, naming what was seen; file order is never taken
+    in silence when the file names its channels. No names at all: file order (RGBY).
+    """
+    if not names or not any(n.strip() for n in names):
+        return None
+    seen = ", ".join(repr(n) for n in names)
     if len(names) != 4:
-        return None
-    found = {}
+        raise ImageSetError(f"names {len(names)} channels ({seen}); a field needs 4 (RGBY)",
+                            set_id=set_id, path=path)
+    found: dict[str, int] = {}
     for i, name in enumerate(names):
-        key = name.strip().lower()
-        for ch, aliases in CHANNEL_ALIASES.items():
-            if key in aliases:
-                found[ch] = i
-    if len(found) != 4:
-        return None
+        ch = channel_of_name(name)
+        if ch is None:
+            continue
+        if ch in found:
+            raise ImageSetError(
+                f"names two channels {ch} ({names[found[ch]]!r} and {name!r}); channel names: {seen}",
+                set_id=set_id, path=path)
+        found[ch] = i
+    missing = [ch for ch in CHANNELS if ch not in found]
+    if len(missing) == 1:
+        found[missing[0]] = next(i for i in range(4) if i not in found.values())
+    elif missing:
+        raise ImageSetError(
+            f"has channel names {seen}, of which only {len(found)} are known "
+            f"({', '.join(f'{ch}: {names[i]!r}' for ch, i in found.items()) or 'none'}); name the "
+            "channels red/microtubules, green/protein, blue/nucleus/DAPI, yellow/ER, or remove the "
+            "names to take the file order as RGBY",
+            set_id=set_id, path=path)
     return [found[ch] for ch in CHANNELS]
 
 

@@ -35,6 +35,7 @@ import numpy as np
 
 from . import __version__
 from .classes import CLASS_NAMES, NUM_CLASSES
+from .engine.contract import MAX_INPUT_SIZE, MIN_INPUT_SIZE
 from .engine.domain import MIN_IMAGES
 from .engine.foreign import (
     HPA_DENSENET,
@@ -48,7 +49,6 @@ from .engine.foreign import (
 
 THRESHOLD_METHODS = ("fixed", "ratio", "f1")
 TORCH_SUFFIXES = (".pth", ".pt", ".tar", ".ckpt")
-MAX_INPUT_SIZE = 4096
 
 
 @dataclass
@@ -120,8 +120,9 @@ def _check_options(src: Path, out: Path, opts: ImportOptions) -> None:
         raise ImportModelError("no such file", src)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ImportModelError("already exists and is not an empty folder: choose a new --out", out)
-    if opts.input_size is not None and not 32 <= opts.input_size <= MAX_INPUT_SIZE:
-        raise ImportModelError(f"--input-size must be between 32 and {MAX_INPUT_SIZE}, got {opts.input_size}")
+    if opts.input_size is not None and not MIN_INPUT_SIZE <= opts.input_size <= MAX_INPUT_SIZE:
+        raise ImportModelError(f"--input-size must be between {MIN_INPUT_SIZE} and {MAX_INPUT_SIZE}, "
+                               f"got {opts.input_size}")
     if opts.thresholds not in THRESHOLD_METHODS:
         raise ImportModelError(f"--thresholds must be one of {', '.join(THRESHOLD_METHODS)}")
     if not 0 < opts.threshold < 1:

@@ -76,7 +76,25 @@ def _csv_rows(path: Path, expected: str):
         raise LabelsCSVError(f"cannot be read ({exc})", path=path) from None
     if not text.strip():
         raise LabelsCSVError(f"the file is empty (expected {expected})", path=path)
-    return csv.reader(io.StringIO(text, newline=""))
+    return _checked_rows(csv.reader(io.StringIO(text, newline="")), path)
+
+
+def _checked_rows(reader, path: Path):
+    """The rows of ``reader``; a malformed line (a field over the csv module's size limit, a
+    NUL byte, an unterminated quote) is a LabelsCSVError naming the file and line."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise LabelsCSVError(f"is not valid CSV ({exc})", path=path, line=reader.line_num) from None
+        yield row
+
+
+def is_plain_id(image_id: str) -> bool:
+    """Whether an image id names files inside one folder: no path separator, NUL, '.' or '..'."""
+    return not any(c in image_id for c in "/\\\x00") and image_id not in (".", "..")
 
 
 def _data_rows(rows, header: list[str], i_id: int, path: Path, fields: str):
@@ -94,6 +112,10 @@ def _data_rows(rows, header: list[str], i_id: int, path: Path, fields: str):
             raise LabelsCSVError("the Id is empty", path=path, line=lineno)
         if image_id in seen:
             raise LabelsCSVError(f"duplicate Id {image_id!r}", path=path, line=lineno)
+        if not is_plain_id(image_id):
+            raise LabelsCSVError(
+                f"Id {image_id!r} holds a path separator or is '..': an id names the files of one "
+                "set in one folder", path=path, line=lineno)
         seen.add(image_id)
         yield lineno, image_id, row
 
@@ -150,6 +172,39 @@ def write_labels(
     for image_id, target in targets.items():
         writer.writerow([image_id, format_target(target), *(col[image_id] for col in extra.values())])
     return atomic_write_text(path, buf.getvalue())
+
+
+def check_outputs(files, folders=(), inputs=(), *, make_folders: bool = True) -> None:
+    """Refuse, before any work, what would lose data or fail late: two outputs of one command
+    on one path, an output on one of its inputs, a file output that is a folder (or the
+    reverse), an output whose folder cannot be written (``make_folders=False``: a file's folder
+    must exist already, for commands that do not make it).  ``files`` and ``folders``:
+    ``(option, path or None)`` pairs; ``inputs``: ``(what, path)`` pairs or plain paths."""
+    from .errors import HPAError
+
+    sources = {}
+    for item in inputs:
+        what, path = item if isinstance(item, tuple) else ("an input", item)
+        sources[Path(path).resolve()] = what
+    seen: dict[Path, str] = {}
+    for option, path, is_folder in [(o, p, False) for o, p in files] + [(o, p, True) for o, p in folders]:
+        if path is None:
+            continue
+        path = Path(path)
+        key = path.resolve()
+        if key in seen:
+            raise HPAError(f"{option} and {seen[key]} name the same path {path}: each output needs its own")
+        if key in sources:
+            raise HPAError(f"{option} {path} is {sources[key]}: writing it would destroy it")
+        seen[key] = option
+        if path.exists() and path.is_dir() != is_folder:
+            raise HPAError(f"{option} {path} is a {'file' if is_folder else 'folder'}; "
+                           f"a {'folder' if is_folder else 'file'} is needed")
+        folder = next((p for p in key.parents if p.exists()), None)
+        if not make_folders and not is_folder and folder != key.parent:
+            raise HPAError(f"{option} {path}: cannot write there, no such folder {path.parent}")
+        if folder is None or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            raise HPAError(f"{option} {path}: cannot write in {folder or key.parent}")
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -147,7 +147,7 @@ def test_outputs_of_one_run_must_differ(tmp_path, capsys):
     rc = main(["predict", str(tmp_path), "--models", str(toy.path), "--out", str(target),
                "--probs", str(target)])
     assert rc == 2
-    assert "--probs and --out name the same file" in capsys.readouterr().err
+    assert "--probs and --out name the same path" in capsys.readouterr().err
     assert target.read_text() == "keep\n"
 
 

@@ -200,6 +200,8 @@ class ResultSink:
     def write(self, pred: Prediction) -> None:
         sub = csv.writer(self._sub, lineterminator="\n")
         for i, image_id in enumerate(pred.ids):
+            if i in pred.failures:
+                continue  # an error row instead (_Run.write)
             sub.writerow([image_id, format_target(pred.label_indices(i))])
             if self._probs is not None:
                 csv.writer(self._probs, lineterminator="\n").writerow(
@@ -218,8 +220,9 @@ class ResultSink:
                     classes=np.array(CLASS_NAMES),
                 )
         if self._emb_vec is not None and pred.embeddings is not None:
-            self._emb_ids.write("".join(f"{i}\n" for i in pred.ids))
-            self._emb_vec.write(np.ascontiguousarray(pred.embeddings, dtype=np.float32).tobytes())
+            keep = [i for i in range(len(pred.ids)) if i not in pred.failures]
+            self._emb_ids.write("".join(f"{pred.ids[i]}\n" for i in keep))
+            self._emb_vec.write(np.ascontiguousarray(pred.embeddings[keep], dtype=np.float32).tobytes())
         for fh in self._handles():
             fh.flush()
 
@@ -348,10 +351,15 @@ class _Run:
         if self.on_error:
             self.on_error(set_id, path, message)
 
-    def write(self, pred: Prediction) -> None:
+    def write(self, pred: Prediction, paths: dict[str, str] | None = None) -> None:
         self.sink.write(pred)
-        self.summary.predicted += len(pred.ids)
-        for image_id, v in zip(pred.ids, pred.verdicts):
+        self.summary.predicted += len(pred.ids) - len(pred.failures)
+        for i, message in pred.failures.items():
+            image_id = pred.ids[i]
+            self.failed(image_id, (paths or {}).get(image_id, ""), f"image set {image_id!r}: {message}")
+        for i, (image_id, v) in enumerate(zip(pred.ids, pred.verdicts)):
+            if i in pred.failures:
+                continue
             if v.in_domain is False:
                 self.summary.out_of_domain.append((image_id, v.reason))
             elif v.in_domain is None:
@@ -366,7 +374,11 @@ class _Run:
 
 
 def _failure(source: SetSource, exc: Exception) -> tuple[str, str, str]:
-    return source.id, str(source.paths[0]) if source.paths else "", str(exc)
+    """An error row; anything but the project's own errors names its type and the set."""
+    message = str(exc) if isinstance(exc, HPAError) else (
+        f"image set {source.id!r}: {type(exc).__name__}: {exc}" if str(exc) else
+        f"image set {source.id!r}: {type(exc).__name__}")
+    return source.id, str(source.paths[0]) if source.paths else "", message
 
 
 # --------------------------------------------------------------------------- local run
@@ -416,7 +428,7 @@ def predict_sources(
                     t0 = time.perf_counter()
                     try:
                         prepared = fut.result()
-                    except HPAError as exc:
+                    except Exception as exc:  # noqa: BLE001 - one set's failure is its own row
                         run.failed(*_failure(source, exc))
                         prepared = None
                     finally:
@@ -463,7 +475,7 @@ def _dask_chunk(models, request, sources, tta, batch_size, need_att, need_emb):
             try:
                 batch.append(ensemble.prepare(read_set(source).data, source.id))
                 ids.append(source.id)
-            except HPAError as exc:
+            except Exception as exc:  # noqa: BLE001 - one set's failure is its own row
                 errors.append(_failure(source, exc))
         if batch:
             pred = ensemble.predict_prepared(
@@ -487,7 +499,9 @@ def dask_client(address: str):
         try:
             n = int(address.split(":", 1)[1])
         except ValueError:
-            raise HPAError(f"--dask {address!r}: expected local:N with N workers") from None
+            n = 0
+        if n < 1:
+            raise HPAError(f"--dask {address!r}: expected local:N with N >= 1 workers")
         cluster = LocalCluster(
             n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
         )

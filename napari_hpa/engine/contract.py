@@ -15,19 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..classes import CLASS_NAMES, NUM_CLASSES
-from ..errors import HPAError
+from ..errors import FileError
 
 CONTRACT_VERSION = 1
 REQUIRED_METADATA = ("hpa_contract", "classes", "input_size", "arch", "trained_on")
+#: the input sizes a member may ask for: a field is resized to S x S float32 per view
+MIN_INPUT_SIZE, MAX_INPUT_SIZE = 16, 4096
 
 
-class ModelContractError(HPAError):
+class ModelContractError(FileError):
     """A model that breaks the contract; the message names the file and what is wrong."""
-
-    def __init__(self, problem: str, path: str | Path | None = None):
-        self.problem = problem
-        self.path = path
-        super().__init__(f"{path}: {problem}" if path else problem)
 
 
 @dataclass(frozen=True)
@@ -77,6 +74,8 @@ def check_contract(session, path: str | Path | None = None) -> ModelInfo:
         classes = json.loads(meta["classes"])
     except json.JSONDecodeError as exc:
         fail(f"metadata 'classes' is not JSON ({exc})")
+    if not isinstance(classes, list):
+        fail(f"metadata 'classes' must be a JSON list of the {NUM_CLASSES} class names, got {meta['classes'][:80]!r}")
     if list(classes) != list(CLASS_NAMES):
         fail(
             f"metadata 'classes' must list the {NUM_CLASSES} HPA classes in index order "
@@ -87,6 +86,9 @@ def check_contract(session, path: str | Path | None = None) -> ModelInfo:
         size = int(meta["input_size"])
     except ValueError:
         fail(f"metadata 'input_size' is {meta['input_size']!r}, not an integer")
+    if not MIN_INPUT_SIZE <= size <= MAX_INPUT_SIZE:
+        fail(f"metadata 'input_size' is {size}; napari-hpa reads sizes from {MIN_INPUT_SIZE} to "
+             f"{MAX_INPUT_SIZE} pixels")
     thresholds = None
     if "thresholds" in meta:
         try:

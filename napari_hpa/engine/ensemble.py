@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from ..classes import CLASS_NAMES, NUM_CLASSES
-from ..errors import HPAError
+from ..errors import FileError, HPAError
 from ..imageset import check_values, to_model_input
 from . import tta as tta_mod
 from .contract import ModelInfo, check_contract
@@ -57,13 +57,8 @@ MANIFEST_VERSION = 1
 DEFAULT_THRESHOLD = 0.5
 
 
-class EnsembleError(HPAError):
+class EnsembleError(FileError):
     """A manifest that cannot be used; the message names the file and the field."""
-
-    def __init__(self, problem: str, path: str | Path | None = None):
-        self.problem = problem
-        self.path = path
-        super().__init__(f"{path}: {problem}" if path else problem)
 
 
 # --------------------------------------------------------------------------- manifest
@@ -176,8 +171,8 @@ def read_manifest(path: str | Path) -> EnsembleSpec:
         if not member_path.is_file():
             fail(f"members[{i}].path {m['path']!r}: no such file {member_path}")
         weight = m.get("weight", 1.0)
-        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not weight >= 0:
-            fail(f"members[{i}].weight must be a number >= 0, got {weight!r}")
+        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not 0 <= weight < float("inf"):
+            fail(f"members[{i}].weight must be a finite number >= 0, got {weight!r}")
         members.append(MemberSpec(str(m.get("name") or Path(m["path"]).stem), member_path, float(weight)))
     if not any(m.weight > 0 for m in members):
         fail("at least one member needs a weight > 0 (a weight of 0 keeps a member for its "
@@ -186,10 +181,10 @@ def read_manifest(path: str | Path) -> EnsembleSpec:
     if len(set(names)) != len(names):
         fail(f"member names must be unique, got {names}")
     tta = raw.get("tta", "none")
-    if tta not in tta_mod.TTA_MODES:
+    if not isinstance(tta, str) or tta not in tta_mod.TTA_MODES:
         fail(f"'tta' is {tta!r}; choose one of {', '.join(tta_mod.TTA_MODES)}")
     combine = raw.get("combine", "mean")
-    if combine not in tta_mod.COMBINE_MODES:
+    if not isinstance(combine, str) or combine not in tta_mod.COMBINE_MODES:
         fail(f"'combine' is {combine!r}; choose one of {', '.join(tta_mod.COMBINE_MODES)}")
     thresholds = raw.get("thresholds")
     if thresholds is not None:
@@ -329,6 +324,9 @@ class Prediction:
     embeddings: np.ndarray | None = None  # [N, D], L2-normalised
     ids: list[str] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)  # the domain verdict of each field
+    #: index -> why the field got no answer (a member gave NaN or infinite outputs); its
+    #: probabilities are NaN and it has no label
+    failures: dict[int, str] = field(default_factory=dict)
     domain_intensity: np.ndarray | None = None  # [N, 30] what the domain record's views see
     domain_features: np.ndarray | None = None  # [N, d]
 
@@ -517,6 +515,7 @@ class Ensemble:
         maps, map_weights = [], []
         embeddings = None
         plain_logits, plain_embedding = [], None  # the untransformed view, for the domain
+        failures: dict[int, str] = {}
         for member in self.members:
             size = member.info.input_size
             want_att = need_attention and member.info.has_attention
@@ -524,6 +523,9 @@ class Ensemble:
             probs_t, att_t, emb_t = [], [], []
             for t in transforms:
                 out = member.run(np.ascontiguousarray(tta_mod.apply(inputs[size], t)))
+                for i in np.flatnonzero(~np.all([np.isfinite(v.reshape(n, -1)).all(1) for v in out.values()], 0)):
+                    failures.setdefault(int(i), f"the model {member.name!r} gave NaN or infinite outputs for "
+                                                "this field: it is not answered")
                 if t == tta_mod.IDENTITY:
                     plain_logits.append(out["logits"])
                     if member is self.embedding_member:
@@ -554,11 +556,22 @@ class Ensemble:
             if not w.sum() > 0:  # attention members that do not vote on the classes
                 w = np.ones_like(w)
             attention = np.tensordot(w / w.sum(), stack, axes=1).astype(np.float32)
+        labels = apply_thresholds(probs, self.thresholds, self.spec.min_one_label)
+        for i in failures:
+            probs[i] = np.nan
+            labels[i] = False
+            if attention is not None:
+                attention[i] = np.nan
+            if embeddings is not None:
+                embeddings[i] = np.nan
         small = inputs[min(self.input_sizes)]
         intensity = np.stack([intensity_features(x) for x in small])
         features = (plain_embedding if plain_embedding is not None
                     else np.concatenate(plain_logits, axis=1)).astype(np.float64)
         problems = [input_problems(x) for x in small]
+        for i, message in failures.items():
+            features[i] = np.nan
+            problems[i] = [*problems[i], message]
         if self.domain is not None:
             verdicts = self.domain.verdicts(intensity, features, problems)
         else:
@@ -567,13 +580,14 @@ class Ensemble:
             probs=probs.astype(np.float32),
             member_probs=member_probs,
             thresholds=self.thresholds,
-            labels=apply_thresholds(probs, self.thresholds, self.spec.min_one_label),
+            labels=labels,
             attention=attention,
             embeddings=embeddings,
             ids=list(ids) if ids is not None else [str(i) for i in range(n)],
             verdicts=verdicts,
             domain_intensity=intensity,
             domain_features=features,
+            failures=failures,
         )
 
 

@@ -30,19 +30,14 @@ from pathlib import Path
 import numpy as np
 
 from ..classes import NUM_CLASSES
-from ..errors import HPAError
+from ..errors import FileError
 
 OUTPUT_KINDS = ("probabilities", "logits", "features", "ignore")
 PROB_EPS = 1e-7
 
 
-class ImportModelError(HPAError):
+class ImportModelError(FileError):
     """A model that cannot be imported; the message names the file and what is wrong."""
-
-    def __init__(self, problem: str, path: str | Path | None = None):
-        self.problem = problem
-        self.path = path
-        super().__init__(f"{path}: {problem}" if path else problem)
 
 
 @dataclass(frozen=True)

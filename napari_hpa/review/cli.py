@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from ..classes import CLASS_NAMES
-from ..labels import atomic_write_text, format_target
+from ..errors import HPAError
+from ..labels import atomic_write_text, check_outputs, format_target
 
 
 def _session(path: Path):
@@ -31,6 +32,8 @@ def _names(target) -> str:
 def cmd_import(args: argparse.Namespace) -> int:
     from .store import ReviewSession
 
+    check_outputs([("--session", args.session)],
+                  inputs=[("the --labels CSV", args.labels), *(("a --probs CSV", p) for p in args.probs or ())])
     t0 = time.perf_counter()
     s = ReviewSession.create(
         args.session,
@@ -51,6 +54,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    check_outputs([("--out", args.out), ("--audit", args.audit)], inputs=[("the session", args.session)],
+                  make_folders=False)
     with _session(args.session) as s:
         res = s.export(args.out, changed_only=args.changed_only, audit=args.audit)
     print(
@@ -93,6 +98,9 @@ def cmd_redo(args: argparse.Namespace) -> int:
 
 
 def cmd_suspicious(args: argparse.Namespace) -> int:
+    if args.top < 1:
+        raise HPAError(f"--top must be at least 1, got {args.top}")
+    check_outputs([("--out", args.out)], inputs=[("the session", args.session)], make_folders=False)
     with _session(args.session) as s:
         ids = s.queue(args.order)
         top = ids[: args.top]

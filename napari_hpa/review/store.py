@@ -60,6 +60,7 @@ from ..labels import (
     _fsync_dir,
     atomic_write_text,
     format_target,
+    is_plain_id,
     parse_target,
     read_labels,
     read_probability_files,
@@ -662,16 +663,23 @@ class ReviewSession:
             (stored,) = self._conn.execute(
                 "SELECT source FROM images WHERE row=?", (row,)
             ).fetchone()
+        inside = folder.resolve()
         if stored:
-            d = json.loads(stored)
-            if "tiff" in d:
-                src = SetSource(image_id, tiff=folder / d["tiff"])
-            else:
-                src = SetSource(
-                    image_id, {ch: tuple(folder / p for p in ps) for ch, ps in d.items()}
-                )
-            if src.paths and all(p.is_file() for p in src.paths):
+            try:
+                d = json.loads(stored)
+                if "tiff" in d:
+                    src = SetSource(image_id, tiff=folder / d["tiff"])
+                else:
+                    src = SetSource(
+                        image_id, {ch: tuple(folder / p for p in ps) for ch, ps in d.items()}
+                    )
+            except (ValueError, TypeError, AttributeError):  # a tampered value: probe instead
+                src = SetSource(image_id)
+            # files outside the images folder (a tampered session) are never looked at
+            if src.paths and all(inside in p.resolve().parents and p.is_file() for p in src.paths):
                 return src
+        if not is_plain_id(image_id):
+            return None
         # probe by name (files added or moved since the import)
         files: dict[str, tuple[Path, ...]] = {}
         for ch in CHANNELS:
