@@ -259,7 +259,9 @@ def test_weighted_ensemble_of_members(tmp_path):
     )
     manifest = write_manifest(spec, tmp_path / "ens" / "ensemble.json")
     data = json.loads(manifest.read_text())
-    assert data["members"][0]["path"] == "../a.onnx"
+    # members outside the ensemble's folder are brought into it (linked, or copied)
+    assert data["members"][0]["path"] == "a.onnx"
+    assert (tmp_path / "ens" / "a.onnx").read_bytes() == a.path.read_bytes()
     ens = Ensemble.load(manifest.parent)  # a folder holding ensemble.json
     ims = images(3, size=32)
     pred = ens.predict(ims, ids=["x", "y", "z"])

@@ -298,3 +298,13 @@ def test_a_tampered_session_never_looks_outside_its_images_folder(tmp_path):
     with ReviewSession.open(path) as s:
         src = s.image_source("a")
     assert src is not None and all(p.parent == images for p in src.paths)  # found again by name
+
+
+@pytest.mark.parametrize("name", ["../toy.onnx", "sub/../../toy.onnx", "ABSOLUTE"])
+def test_members_must_lie_inside_the_ensemble_folder(tmp_path, name):
+    toy = make_toy(tmp_path / "toy.onnx", size=16)
+    (tmp_path / "ens").mkdir()
+    name = str(toy.path) if name == "ABSOLUTE" else name
+    (tmp_path / "ens" / "ensemble.json").write_text(json.dumps({"hpa_ensemble": 1, "members": [{"path": name}]}))
+    with pytest.raises(EnsembleError, match="points outside the ensemble's folder"):
+        Ensemble.load(tmp_path / "ens")

@@ -322,8 +322,8 @@ class DomainModel:
             raise
         except FileNotFoundError:
             raise DomainError(f"{path}: no such domain record") from None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise DomainError(f"{path}: not a napari-hpa domain record ({exc})") from None
+        except Exception as exc:  # noqa: BLE001 - numpy and zipfile raise many types for damaged files
+            raise DomainError(f"{path}: not a napari-hpa domain record ({type(exc).__name__}: {exc})") from None
         if parts["intensity"].mean.shape != (len(INTENSITY_NAMES),):
             raise DomainError(f"{path}: intensity part has {parts['intensity'].mean.shape} features, "
                               f"expected {len(INTENSITY_NAMES)}")

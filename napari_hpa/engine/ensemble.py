@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,11 +133,31 @@ def _relative(path: Path, folder: Path) -> str:
 
 
 def write_manifest(spec: EnsembleSpec, path: str | Path) -> Path:
+    """Write ``spec`` as ``path``; a member file outside the manifest's folder is first linked
+    (or copied) into it, so that an ensemble folder holds everything it names."""
     from ..labels import atomic_write_text
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for member in spec.members:
+        member.path = _bring_inside(Path(member.path), path.parent)
     return atomic_write_text(path, json.dumps(spec.to_json(path.parent), indent=2) + "\n")
+
+
+def _bring_inside(member: Path, folder: Path) -> Path:
+    folder = folder.resolve()
+    if folder in member.resolve().parents:
+        return member
+    target, k = folder / member.name, 2
+    while target.exists() and not (target.stat().st_size == member.stat().st_size
+                                   and target.read_bytes() == member.read_bytes()):
+        target, k = folder / f"{member.stem}-{k}{member.suffix}", k + 1
+    if not target.exists():
+        try:
+            os.link(member, target)
+        except OSError:  # another file system, or links not allowed
+            shutil.copy2(member, target)
+    return target
 
 
 def read_manifest(path: str | Path) -> EnsembleSpec:
@@ -167,7 +188,7 @@ def read_manifest(path: str | Path) -> EnsembleSpec:
             fail(f"members[{i}] must be an object with a 'path'")
         if not isinstance(m["path"], str) or not m["path"]:
             fail(f"members[{i}].path must be a file name, got {m['path']!r}")
-        member_path = path.parent / m["path"]
+        member_path = _inside(path, m["path"], f"members[{i}].path", fail)
         if not member_path.is_file():
             fail(f"members[{i}].path {m['path']!r}: no such file {member_path}")
         weight = m.get("weight", 1.0)
@@ -235,7 +256,8 @@ def _inside(manifest: Path, name: str, what: str, fail) -> Path:
     folder = Path(os.path.abspath(manifest.parent))
     target = Path(os.path.normpath(folder / name))
     if Path(name).is_absolute() or folder not in target.parents:
-        fail(f"{what} {name!r} points outside the ensemble's folder {folder}")
+        fail(f"{what} {name!r} points outside the ensemble's folder {folder}; an ensemble folder "
+             "holds every file it names (write_manifest and 'ensemble build' put them there)")
     return target
 
 
