@@ -308,3 +308,29 @@ def test_members_must_lie_inside_the_ensemble_folder(tmp_path, name):
     (tmp_path / "ens" / "ensemble.json").write_text(json.dumps({"hpa_ensemble": 1, "members": [{"path": name}]}))
     with pytest.raises(EnsembleError, match="points outside the ensemble's folder"):
         Ensemble.load(tmp_path / "ens")
+
+
+def test_a_session_edit_that_cannot_be_saved_is_one_line_and_changes_nothing(tmp_path):
+    import sqlite3
+
+    from napari_hpa.errors import SessionError
+    from napari_hpa.review import ReviewSession
+    from napari_hpa.review.store import _write_failure
+
+    (tmp_path / "labels.csv").write_text("Id,Target\na,0\n")
+    path = tmp_path / "s.hpa"
+    ReviewSession.create(path, None, tmp_path / "labels.csv").close()
+    other = sqlite3.connect(path, isolation_level=None)
+    with ReviewSession.open(path) as s:
+        s._conn.execute("PRAGMA busy_timeout = 200")
+        other.execute("BEGIN EXCLUSIVE")  # another program writing
+        with pytest.raises(SessionError, match=r"s.hpa: cannot save the edit: another program holds a lock"):
+            s.set_labels("a", "1 2")
+        other.execute("ROLLBACK")
+        assert s.labels("a") == (0,)
+        s.set_labels("a", "1 2")  # once the lock is gone, edits go through
+        assert s.labels("a") == (1, 2)
+    other.close()
+    for message, words in [("attempt to write a readonly database", "read-only"),
+                           ("database or disk is full", "the disk is full")]:
+        assert words in _write_failure(sqlite3.OperationalError(message))

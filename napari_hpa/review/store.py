@@ -202,6 +202,20 @@ def _source_json(source: SetSource, folder: Path) -> str:
     return json.dumps({ch: [rel(p) for p in ps] for ch, ps in source.channel_files.items()})
 
 
+def _write_failure(exc: sqlite3.OperationalError) -> str:
+    """SQLite's reason for not writing, in words."""
+    text = str(exc).lower()
+    if "readonly" in text or "read-only" in text:
+        why = "the file or its folder is read-only"
+    elif "locked" in text or "busy" in text:
+        why = "another program holds a lock on it (close it there, or wait)"
+    elif "full" in text:
+        why = "the disk is full"
+    else:
+        why = f"SQLite: {exc}"
+    return f"cannot save the edit: {why}; nothing was changed"
+
+
 class ReviewSession:
     """A label-review session file.  Use :meth:`create` or :meth:`open`.
 
@@ -424,17 +438,22 @@ class ReviewSession:
 
     @contextmanager
     def _write(self):
-        """One immediate transaction, committed (durably) on exit."""
+        """One immediate transaction, committed (durably) on exit.  SQLite's failures to write
+        (a read-only file or folder, a lock held elsewhere, a full disk) are a SessionError
+        saying so, and the edit is not saved (the session is as before)."""
         with self._lock:
             c = self._conn
-            c.execute("BEGIN IMMEDIATE")
             try:
-                yield c
-                c.execute("COMMIT")
-            except BaseException:
-                if c.in_transaction:
-                    c.execute("ROLLBACK")
-                raise
+                c.execute("BEGIN IMMEDIATE")
+                try:
+                    yield c
+                    c.execute("COMMIT")
+                except BaseException:
+                    if c.in_transaction:
+                        c.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                raise SessionError(_write_failure(exc), path=self.path) from None
 
     @contextmanager
     def _read(self):
