@@ -334,3 +334,25 @@ def test_a_session_edit_that_cannot_be_saved_is_one_line_and_changes_nothing(tmp
     for message, words in [("attempt to write a readonly database", "read-only"),
                            ("database or disk is full", "the disk is full")]:
         assert words in _write_failure(sqlite3.OperationalError(message))
+
+
+def test_values_tampered_inside_a_session_name_the_file(tmp_path, capsys):
+    import sqlite3
+
+    from napari_hpa.errors import SessionError
+    from napari_hpa.review import ReviewSession
+
+    (tmp_path / "labels.csv").write_text("Id,Target\na,0\nb,1\n")
+    path = tmp_path / "s.hpa"
+    ReviewSession.create(path, None, tmp_path / "labels.csv").close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE images SET labels='x y' WHERE id='a'")
+    conn.execute("UPDATE images SET labels='1 99' WHERE id='b'")
+    conn.commit()
+    conn.close()
+    with ReviewSession.open(path) as s:
+        for image_id in ("a", "b"):
+            with pytest.raises(SessionError, match=r"s.hpa: is damaged: a stored label set"):
+                s.labels(image_id)
+    assert main(["labels", "export", str(path), "--out", str(tmp_path / "o.csv")]) == 2
+    _one_line(capsys, "s.hpa: is damaged")

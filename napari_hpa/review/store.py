@@ -180,10 +180,6 @@ def default_reviewer() -> str:
         return "unknown"
 
 
-def _target_of(text: str) -> Target:
-    return tuple(int(t) for t in text.split())
-
-
 def _as_target(target: str | Iterable[int]) -> Target:
     if isinstance(target, str):
         return parse_target(target)
@@ -436,6 +432,26 @@ class ReviewSession:
 
     # ------------------------------------------------------------------ plumbing
 
+    def _target(self, text) -> Target:
+        """A stored label set; a value that is not one (a damaged or edited file) names the file."""
+        try:
+            target = tuple(int(t) for t in str(text).split())
+        except ValueError:
+            target = None
+        if target is None or not all(0 <= t < NUM_CLASSES for t in target):
+            raise SessionError(f"is damaged: a stored label set {str(text)[:60]!r} is not class "
+                               f"indices 0-{NUM_CLASSES - 1}", path=self.path)
+        return target
+
+    def _probs(self, blob) -> np.ndarray:
+        """Stored probabilities (28 little-endian float64); anything else names the file."""
+        if not isinstance(blob, bytes) or len(blob) != 8 * NUM_CLASSES:
+            raise SessionError(f"is damaged: stored probabilities are not {NUM_CLASSES} numbers", path=self.path)
+        p = np.frombuffer(blob, dtype="<f8").copy()
+        if not np.isfinite(p).all() or (p < 0).any() or (p > 1).any():
+            raise SessionError("is damaged: stored probabilities outside [0, 1]", path=self.path)
+        return p
+
     @contextmanager
     def _write(self):
         """One immediate transaction, committed (durably) on exit.  SQLite's failures to write
@@ -551,11 +567,11 @@ class ReviewSession:
         return ImageRecord(
             image_id,
             row,
-            _target_of(original),
-            _target_of(labels),
+            self._target(original),
+            self._target(labels),
             bool(reviewed),
             note,
-            None if probs is None else np.frombuffer(probs, dtype="<f8").copy(),
+            None if probs is None else self._probs(probs),
             score if basis == labels and self._meta.get("score") == _SCORE_KIND else None,
         )
 
@@ -564,7 +580,7 @@ class ReviewSession:
         row = self._row(image_id)
         with self._lock:
             (text,) = self._conn.execute("SELECT labels FROM images WHERE row=?", (row,)).fetchone()
-        return _target_of(text)
+        return self._target(text)
 
     def original(self, image_id: str) -> Target:
         """The label set as imported."""
@@ -573,7 +589,7 @@ class ReviewSession:
             (text,) = self._conn.execute(
                 "SELECT original FROM images WHERE row=?", (row,)
             ).fetchone()
-        return _target_of(text)
+        return self._target(text)
 
     def is_reviewed(self, image_id: str) -> bool:
         return self.record(image_id).reviewed
@@ -604,13 +620,13 @@ class ReviewSession:
             ).fetchone()
         if probs is None:
             return Highlights()
-        p = np.frombuffer(probs, dtype="<f8")
+        p = self._probs(probs)
         y = np.zeros(NUM_CLASSES, dtype=bool)
-        y[list(_target_of(labels))] = True
+        y[list(self._target(labels))] = True
         flagged = np.zeros(NUM_CLASSES, dtype=bool)
         if issues is not None:
             b = np.zeros(NUM_CLASSES, dtype=bool)
-            b[list(_target_of(basis))] = True
+            b[list(self._target(basis))] = True
             bits = np.array([(issues >> k) & 1 for k in range(NUM_CLASSES)], dtype=bool)
             flagged = bits & (b == y)  # a class edited since no longer counts
         improbable = y & ((p < self._thresholds) | flagged)
@@ -625,7 +641,7 @@ class ReviewSession:
         out = np.zeros((len(texts), NUM_CLASSES), dtype=bool)
         for n, text in enumerate(texts):
             if text:
-                out[n, [int(t) for t in text.split()]] = True
+                out[n, list(self._target(text))] = True
         return out
 
     def probabilities_array(self) -> np.ndarray | None:
@@ -634,7 +650,7 @@ class ReviewSession:
             return None
         with self._lock:
             blobs = [r[0] for r in self._conn.execute("SELECT probs FROM images ORDER BY row")]
-        return np.frombuffer(b"".join(blobs), dtype="<f8").reshape(len(blobs), NUM_CLASSES).copy()
+        return np.stack([self._probs(b) for b in blobs])
 
     def reviewed_array(self) -> np.ndarray:
         with self._lock:
@@ -743,7 +759,7 @@ class ReviewSession:
             raise ValueError(f"class index {cls} is outside 0-{NUM_CLASSES - 1}")
 
         def flip(before: str) -> str:
-            s = set(_target_of(before))
+            s = set(self._target(before))
             s ^= {cls}
             return format_target(s)
 
@@ -1047,7 +1063,7 @@ class ReviewSession:
                 changed += 1
             elif changed_only:
                 continue
-            targets[image_id] = _target_of(labels)
+            targets[image_id] = self._target(labels)
             if extra_cols:
                 d = json.loads(ex) if ex else {}
                 for col in extra_cols:
