@@ -165,13 +165,23 @@ def write_labels(
     extra: Mapping[str, Mapping[str, object]] | None = None,
 ) -> Path:
     """Write ``Id,<column>[,extra...]`` rows in the mapping's order, atomically."""
+    return atomic_write_text(path, labels_csv_text(targets, column=column, extra=extra))
+
+
+def labels_csv_text(
+    targets: Mapping[str, Iterable[int]],
+    *,
+    column: str = "Target",
+    extra: Mapping[str, Mapping[str, object]] | None = None,
+) -> str:
+    """The text of a labels CSV: ``Id,<column>[,extra...]`` rows in the mapping's order."""
     extra = extra or {}
     buf = io.StringIO(newline="")
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["Id", column, *extra])
     for image_id, target in targets.items():
         writer.writerow([image_id, format_target(target), *(col[image_id] for col in extra.values())])
-    return atomic_write_text(path, buf.getvalue())
+    return buf.getvalue()
 
 
 def check_outputs(files, folders=(), inputs=(), *, make_folders: bool = True) -> None:
@@ -214,24 +224,38 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` so that ``path`` is always old or new, never partial."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
+    return atomic_write_group({Path(path): data})[0]
+
+
+def atomic_write_group(files: Mapping[Path, bytes]) -> list[Path]:
+    """Write several files as one: every new content goes to a temporary file beside its
+    target first (written and fsynced), and only when all are there do they replace the
+    targets.  A failure while writing (a full disk, a folder that cannot be written)
+    replaces none of them."""
+    temps: list[tuple[str, Path]] = []
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise OSError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        for path, data in files.items():
+            path = Path(path)
+            folder = path.parent if str(path.parent) else Path(".")
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+            except OSError as exc:
+                raise OSError(f"cannot write {path}: {exc.strerror or exc}") from exc
+            temps.append((tmp, path))
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        for tmp, path in temps:
+            os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        for tmp, _ in temps:
+            Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(folder)
-    return path
+    for folder in {(p.parent if str(p.parent) else Path(".")) for _, p in temps}:
+        _fsync_dir(folder)
+    return [p for _, p in temps]
 
 
 def _umask() -> int:

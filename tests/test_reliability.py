@@ -356,3 +356,16 @@ def test_values_tampered_inside_a_session_name_the_file(tmp_path, capsys):
                 s.labels(image_id)
     assert main(["labels", "export", str(path), "--out", str(tmp_path / "o.csv")]) == 2
     _one_line(capsys, "s.hpa: is damaged")
+
+
+def test_outputs_of_one_command_are_replaced_together_or_not_at_all(tmp_path):
+    from napari_hpa.labels import atomic_write_group
+
+    first = tmp_path / "first.csv"
+    first.write_text("old\n")
+    with pytest.raises(OSError, match="cannot write"):
+        atomic_write_group({first: b"new\n", tmp_path / "missing" / "second.csv": b"x"})
+    assert first.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["first.csv"]  # no temporary file left
+    atomic_write_group({first: b"new\n", tmp_path / "second.csv": b"x"})
+    assert first.read_text() == "new\n" and (tmp_path / "second.csv").read_bytes() == b"x"

@@ -26,7 +26,7 @@ import numpy as np
 from ..classes import CLASS_NAMES
 from ..errors import HPAError
 from ..imageset import SetSource, find_sets, read_set, source_for_file
-from ..labels import atomic_write_text, format_target, parse_target
+from ..labels import atomic_write_group, format_target, parse_target
 from .ensemble import Ensemble, Prediction
 from .providers import ProviderRequest
 
@@ -227,31 +227,39 @@ class ResultSink:
             fh.flush()
 
     def finish(self, errors: Sequence[tuple[str, str, str]]) -> None:
-        """Merge previous and new rows, sorted by id, into the final files (atomically)."""
+        """Merge previous and new rows, sorted by id, into the final files: all of them replace
+        their targets together, or (when one cannot be written) none does."""
         self.close()
         outs = self.outputs
-        self._merge_csv(outs.submission, ["Id", "Predicted"], self.previous_sub)
+        files = {outs.submission: self._merged_csv(outs.submission, ["Id", "Predicted"], self.previous_sub)}
         if outs.probs is not None:
-            self._merge_csv(outs.probs, self.PROB_HEADER, self.previous_probs)
+            files[outs.probs] = self._merged_csv(outs.probs, self.PROB_HEADER, self.previous_probs)
         if outs.domain is not None:
-            self._merge_csv(outs.domain, self.DOMAIN_HEADER, self.previous_domain)
+            files[outs.domain] = self._merged_csv(outs.domain, self.DOMAIN_HEADER, self.previous_domain)
         if outs.embeddings is not None:
             emb = dict(self.previous_emb)
             emb.update(_read_embedding_partial(outs.embeddings))
             ids = sorted(emb)
             dim = len(next(iter(emb.values()))) if emb else 0
             array = np.stack([emb[i] for i in ids]) if ids else np.zeros((0, dim), np.float32)
-            _save_npz(outs.embeddings, ids=np.array(ids), embeddings=array.astype(np.float32))
-            for suffix in (".ids", ".f32"):
-                _partial(outs.embeddings).with_suffix(suffix).unlink(missing_ok=True)
+            buf = io.BytesIO()
+            np.savez_compressed(buf, ids=np.array(ids), embeddings=array.astype(np.float32))
+            files[outs.embeddings] = buf.getvalue()
         if outs.errors is not None:
-            buf = io.StringIO()
-            w = csv.writer(buf, lineterminator="\n")
+            text = io.StringIO()
+            w = csv.writer(text, lineterminator="\n")
             w.writerow(["Id", "Path", "Error"])
             w.writerows(errors)
-            atomic_write_text(outs.errors, buf.getvalue())
+            files[outs.errors] = text.getvalue().encode("utf-8")
+        atomic_write_group(files)
+        for final in (outs.submission, outs.probs, outs.domain):
+            if final is not None:
+                _partial(final).unlink(missing_ok=True)
+        if outs.embeddings is not None:
+            for suffix in (".ids", ".f32"):
+                _partial(outs.embeddings).with_suffix(suffix).unlink(missing_ok=True)
 
-    def _merge_csv(self, path: Path, header: list[str], previous: dict[str, list[str]]):
+    def _merged_csv(self, path: Path, header: list[str], previous: dict[str, list[str]]) -> bytes:
         rows = dict(previous)
         rows.update(_read_rows(_partial(path)))
         buf = io.StringIO()
@@ -259,8 +267,7 @@ class ResultSink:
         w.writerow(header)
         for image_id in sorted(rows):
             w.writerow(rows[image_id])
-        atomic_write_text(path, buf.getvalue())
-        _partial(path).unlink(missing_ok=True)
+        return buf.getvalue().encode("utf-8")
 
     def _handles(self):
         return [fh for fh in (self._sub, self._probs, self._domain, self._emb_ids, self._emb_vec)

@@ -58,13 +58,13 @@ from ..imageset import CHANNEL_EXTENSIONS, SetSource, find_sets
 from ..labels import (
     Target,
     _fsync_dir,
-    atomic_write_text,
+    atomic_write_group,
     format_target,
     is_plain_id,
+    labels_csv_text,
     parse_target,
     read_labels,
     read_probability_files,
-    write_labels,
 )
 from . import ordering
 
@@ -1068,14 +1068,15 @@ class ReviewSession:
                 d = json.loads(ex) if ex else {}
                 for col in extra_cols:
                     extra[col][image_id] = d.get(col, "")
-        write_labels(out_csv, targets, extra=extra or None)
+        files = {Path(out_csv): labels_csv_text(targets, extra=extra or None).encode("utf-8")}
         if audit is not None:
             buf = io.StringIO(newline="")
             w = csv.writer(buf, lineterminator="\n")
             w.writerow(["Id", "Before", "After", "Time", "Reviewer", "Note", "Kind"])
             for row, *rest in edits:
                 w.writerow([self._ids[row], *rest])
-            atomic_write_text(audit, buf.getvalue())
+            files[Path(audit)] = buf.getvalue().encode("utf-8")
+        atomic_write_group(files)  # both files or neither
         return {"written": len(targets), "changed": changed, "audit_edits": len(edits)}
 
 
