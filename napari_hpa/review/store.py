@@ -198,18 +198,22 @@ def _source_json(source: SetSource, folder: Path) -> str:
     return json.dumps({ch: [rel(p) for p in ps] for ch, ps in source.channel_files.items()})
 
 
-def _write_failure(exc: sqlite3.OperationalError) -> str:
-    """SQLite's reason for not writing, in words."""
+def _sqlite_reason(exc: sqlite3.OperationalError) -> str:
+    """Why SQLite could not read or write the file, in words."""
     text = str(exc).lower()
     if "readonly" in text or "read-only" in text:
-        why = "the file or its folder is read-only"
-    elif "locked" in text or "busy" in text:
-        why = "another program holds a lock on it (close it there, or wait)"
-    elif "full" in text:
-        why = "the disk is full"
-    else:
-        why = f"SQLite: {exc}"
-    return f"cannot save the edit: {why}; nothing was changed"
+        return "the file or its folder is read-only"
+    if "locked" in text or "busy" in text:
+        return "another program holds a lock on it (close it there, or wait)"
+    if "full" in text:
+        return "the disk is full"
+    if "unable to open" in text:
+        return "SQLite cannot open it (is its folder readable and writable?)"
+    return f"SQLite: {exc}"
+
+
+def _write_failure(exc: sqlite3.OperationalError) -> str:
+    return f"cannot save the edit: {_sqlite_reason(exc)}; nothing was changed"
 
 
 class ReviewSession:
@@ -400,8 +404,12 @@ class ReviewSession:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
             except sqlite3.OperationalError as exc:  # read-only file or folder, locked
-                raise SessionError(f"cannot be opened for editing ({exc})", path=path) from None
+                raise SessionError(f"cannot be opened for editing: {_sqlite_reason(exc)}", path=path) from None
             return cls(path, conn, reviewer)
+        except sqlite3.OperationalError as exc:  # the file is fine; its place or a lock is not
+            if conn is not None:
+                conn.close()
+            raise SessionError(f"cannot be opened: {_sqlite_reason(exc)}", path=path) from None
         except sqlite3.DatabaseError as exc:
             if conn is not None:
                 conn.close()
