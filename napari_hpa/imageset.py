@@ -194,6 +194,14 @@ def max_pixels() -> int:
     return value
 
 
+def _plane_pixels(shape) -> int:
+    """Pixels of one channel plane of a four-channel TIFF series shape."""
+    dims = [int(n) for n in shape if n != 1]
+    if 4 in dims and len(dims) == 3:
+        dims.remove(4)
+    return int(np.prod(dims[-2:])) if dims else 0
+
+
 def _check_budget(height: int, width: int, set_id, channel, path) -> None:
     limit = max_pixels()
     if height * width > limit:
@@ -370,12 +378,16 @@ def read_multichannel_tiff(path: Path, set_id: str | None = None) -> np.ndarray:
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
-            dims = [n for n in series.shape if n != 1]
+            # a pyramid: the largest level within the pixel budget (a field is shrunk to the
+            # model's size anyway); else the one level, checked against the budget
+            levels = list(getattr(series, "levels", None) or [series])
+            level = next((lv for lv in levels if _plane_pixels(lv.shape) <= max_pixels()), levels[-1])
+            dims = [n for n in level.shape if n != 1]
             if len(dims) == 3 and 4 in dims:
                 dims.remove(4)  # the channel axis
                 _check_budget(dims[0], dims[1], set_id, None, path)
-            arr = series.asarray()
-            axes = series.axes
+            arr = level.asarray()
+            axes = level.axes
             names = _ome_channel_names(tif.ome_metadata) if tif.is_ome else []
     except FileNotFoundError:
         raise ImageSetError("file not found", set_id=set_id, path=path) from None

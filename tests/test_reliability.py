@@ -369,3 +369,18 @@ def test_outputs_of_one_command_are_replaced_together_or_not_at_all(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["first.csv"]  # no temporary file left
     atomic_write_group({first: b"new\n", tmp_path / "second.csv": b"x"})
     assert first.read_text() == "new\n" and (tmp_path / "second.csv").read_bytes() == b"x"
+
+
+def test_a_pyramid_tiff_over_the_budget_is_read_at_a_level_that_fits(tmp_path, monkeypatch):
+    full = random_set((256, 256), seed=3)
+    path = tmp_path / "pyr.ome.tif"
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(full, subifds=2, photometric="minisblack", metadata={"axes": "CYX"})
+        tif.write(full[:, ::2, ::2], subfiletype=1, photometric="minisblack")
+        tif.write(full[:, ::4, ::4], subfiletype=1, photometric="minisblack")
+    monkeypatch.setenv(MAX_PIXELS_ENV, str(128 * 128))
+    got = read_set(source_for_path(path)[0]).data
+    np.testing.assert_array_equal(got, full[:, ::2, ::2])
+    monkeypatch.setenv(MAX_PIXELS_ENV, str(10 * 10))  # no level fits
+    with pytest.raises(ImageSetError, match="64 x 64 pixels"):
+        read_set(source_for_path(path)[0])
