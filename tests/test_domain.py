@@ -136,7 +136,7 @@ def test_domain_path_outside_the_ensemble_folder_is_refused(tmp_path):
         Ensemble.load(manifest)
     manifest.write_text(json.dumps({"hpa_ensemble": 1, "members": [{"path": "toy.onnx"}],
                                     "min_one_label": "false"}))
-    with pytest.raises(EnsembleError, match="'min_one_label' must be true or false"):
+    with pytest.raises(EnsembleError, match="'min_one_label': input should be a valid boolean"):
         Ensemble.load(manifest)
 
 

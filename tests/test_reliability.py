@@ -228,13 +228,13 @@ def test_malformed_csv_lines_name_file_and_line(tmp_path):
 @pytest.mark.parametrize(
     "change, fragment",
     [
-        ({"tta": ["d4"]}, "'tta' is ['d4']"),
-        ({"combine": 5}, "'combine' is 5"),
-        ({"members": [{"path": 5}]}, "members[0].path must be a file name"),
-        ({"members": [{"path": None}]}, "members[0].path must be a file name"),
-        ({"members": [{"path": "toy.onnx", "weight": float("inf")}]}, "finite number"),
-        ({"min_one_label": "false"}, "'min_one_label' must be true or false"),
-        ({"trained_on": 3}, "'trained_on' must be text"),
+        ({"tta": ["d4"]}, "'tta': input should be 'none', 'flip' or 'd4' (got ['d4'])"),
+        ({"combine": 5}, "'combine': input should be 'mean' or 'max' (got 5)"),
+        ({"members": [{"path": 5}]}, "'members[0].path': input should be a valid string (got 5)"),
+        ({"members": [{"path": None}]}, "'members[0].path': input should be a valid string (got None)"),
+        ({"members": [{"path": "toy.onnx", "weight": float("inf")}]}, "'members[0].weight': input should be a finite number"),
+        ({"min_one_label": "false"}, "'min_one_label': input should be a valid boolean (got 'false')"),
+        ({"trained_on": 3}, "'trained_on': input should be a valid string (got 3)"),
     ],
 )
 def test_manifest_fields_of_the_wrong_type_are_one_clear_error(tmp_path, change, fragment):

@@ -43,8 +43,10 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..classes import CLASS_NAMES, NUM_CLASSES
 from ..errors import FileError, HPAError
@@ -160,6 +162,41 @@ def _bring_inside(member: Path, folder: Path) -> Path:
     return target
 
 
+class _MemberSchema(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    name: str | None = None
+    path: str = Field(min_length=1)
+    weight: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+
+
+class _ManifestSchema(BaseModel):
+    """The types and ranges of ``ensemble.json`` (cross-field rules are checked after it)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    hpa_ensemble: Literal[1]
+    name: str | None = None
+    members: list[_MemberSchema] = Field(min_length=1)
+    tta: Literal["none", "flip", "d4"] = "none"
+    combine: Literal["mean", "max"] = "mean"
+    thresholds: list[Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]] | None = Field(
+        default=None, min_length=NUM_CLASSES, max_length=NUM_CLASSES)
+    min_one_label: bool = True
+    embedding_member: str | None = None
+    stacking: dict | None = None
+    trained_on: str | None = None
+    domain: str | None = Field(default=None, min_length=1)
+
+
+def schema_problem(error: ValidationError) -> str:
+    """The first problem pydantic found, as ``field.path: what (got value)``."""
+    e = error.errors()[0]
+    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in e["loc"]).lstrip(".")
+    got = "" if e["type"] == "missing" else f" (got {e.get('input')!r:.80})"
+    return f"'{where}': {e['msg'][0].lower()}{e['msg'][1:]}{got}" if where else f"{e['msg']}{got}"
+
+
 def read_manifest(path: str | Path) -> EnsembleSpec:
     path = Path(path)
 
@@ -179,70 +216,41 @@ def read_manifest(path: str | Path) -> EnsembleSpec:
     version = raw.get("hpa_ensemble")
     if version != MANIFEST_VERSION:
         fail(f"'hpa_ensemble' is {version!r}; this napari-hpa reads version {MANIFEST_VERSION}")
-    members_raw = raw.get("members")
-    if not isinstance(members_raw, list) or not members_raw:
-        fail("'members' must be a non-empty list")
+    try:
+        m = _ManifestSchema.model_validate(raw)
+    except ValidationError as exc:
+        fail(schema_problem(exc))
     members = []
-    for i, m in enumerate(members_raw):
-        if not isinstance(m, dict) or "path" not in m:
-            fail(f"members[{i}] must be an object with a 'path'")
-        if not isinstance(m["path"], str) or not m["path"]:
-            fail(f"members[{i}].path must be a file name, got {m['path']!r}")
-        member_path = _inside(path, m["path"], f"members[{i}].path", fail)
+    for i, member in enumerate(m.members):
+        member_path = _inside(path, member.path, f"members[{i}].path", fail)
         if not member_path.is_file():
-            fail(f"members[{i}].path {m['path']!r}: no such file {member_path}")
-        weight = m.get("weight", 1.0)
-        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not 0 <= weight < float("inf"):
-            fail(f"members[{i}].weight must be a finite number >= 0, got {weight!r}")
-        members.append(MemberSpec(str(m.get("name") or Path(m["path"]).stem), member_path, float(weight)))
-    if not any(m.weight > 0 for m in members):
+            fail(f"members[{i}].path {member.path!r}: no such file {member_path}")
+        members.append(MemberSpec(member.name or Path(member.path).stem, member_path, float(member.weight)))
+    if not any(mb.weight > 0 for mb in members):
         fail("at least one member needs a weight > 0 (a weight of 0 keeps a member for its "
              "embeddings or attention maps only)")
-    names = [m.name for m in members]
+    names = [mb.name for mb in members]
     if len(set(names)) != len(names):
         fail(f"member names must be unique, got {names}")
-    tta = raw.get("tta", "none")
-    if not isinstance(tta, str) or tta not in tta_mod.TTA_MODES:
-        fail(f"'tta' is {tta!r}; choose one of {', '.join(tta_mod.TTA_MODES)}")
-    combine = raw.get("combine", "mean")
-    if not isinstance(combine, str) or combine not in tta_mod.COMBINE_MODES:
-        fail(f"'combine' is {combine!r}; choose one of {', '.join(tta_mod.COMBINE_MODES)}")
-    thresholds = raw.get("thresholds")
-    if thresholds is not None:
-        values = _numbers(thresholds, NUM_CLASSES)
-        if values is None or not ((values >= 0) & (values <= 1)).all():
-            fail(f"'thresholds' must be a list of {NUM_CLASSES} numbers in [0, 1]")
-        thresholds = tuple(float(t) for t in values)
-    embedding_member = raw.get("embedding_member")
-    if embedding_member is not None and embedding_member not in names:
-        fail(f"'embedding_member' {embedding_member!r} is not a member ({', '.join(names)})")
-    stacking = raw.get("stacking")
-    if stacking is not None:
-        stacking = _read_stacking(stacking, names, fail)
-    trained_on = raw.get("trained_on")
-    if trained_on is not None and not isinstance(trained_on, str):
-        fail(f"'trained_on' must be text, got {trained_on!r}")
-    domain = raw.get("domain")
-    if domain is not None:
-        if not isinstance(domain, str) or not domain:
-            fail(f"'domain' must be the file name of a domain record, got {domain!r}")
-        domain = _inside(path, domain, "'domain'", fail)
+    if m.embedding_member is not None and m.embedding_member not in names:
+        fail(f"'embedding_member' {m.embedding_member!r} is not a member ({', '.join(names)})")
+    stacking = None if m.stacking is None else _read_stacking(m.stacking, names, fail)
+    domain = None
+    if m.domain is not None:
+        domain = _inside(path, m.domain, "'domain'", fail)
         if not domain.is_file():
-            fail(f"'domain' {raw['domain']!r}: no such file {domain}")
-    min_one = raw.get("min_one_label", True)
-    if not isinstance(min_one, bool):
-        fail(f"'min_one_label' must be true or false, got {min_one!r}")
+            fail(f"'domain' {m.domain!r}: no such file {domain}")
     return EnsembleSpec(
         members=members,
-        tta=tta,
-        combine=combine,
-        thresholds=thresholds,
-        min_one_label=min_one,
-        embedding_member=embedding_member,
-        name=str(raw.get("name") or path.parent.name),
+        tta=m.tta,
+        combine=m.combine,
+        thresholds=None if m.thresholds is None else tuple(float(t) for t in m.thresholds),
+        min_one_label=m.min_one_label,
+        embedding_member=m.embedding_member,
+        name=m.name or path.parent.name,
         path=path,
         stacking=stacking,
-        trained_on=trained_on,
+        trained_on=m.trained_on,
         domain=domain,
     )
 
