@@ -57,9 +57,22 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_display() -> None:
+    """On Linux without a display, Qt aborts the process: say what to do instead."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise HPAError(
+            "no display to open napari on (DISPLAY and WAYLAND_DISPLAY are not set). On a server, "
+            "run it inside a virtual display: xvfb-run -a napari-hpa ... --screenshot out.png "
+            "(Debian/Ubuntu: apt-get install xvfb)"
+        )
+
+
 def cmd_view(args: argparse.Namespace) -> int:
     from .demo import run_viewer
 
+    _check_display()
     paths = getattr(args, "paths", [])
     if args.command == "view":
         missing = [str(p) for p in paths if not p.exists()]

@@ -81,3 +81,11 @@ def test_demo_screenshot_and_json(tmp_path):
     image = iio.imread(shot)
     assert image.ndim == 3 and image.shape[0] > 400 and image.shape[1] > 600
     assert image[..., :3].std() > 10  # something was drawn
+
+
+def test_demo_without_a_display_says_what_to_do(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    proc = subprocess.run([sys.executable, "-m", "napari_hpa.cli", "demo"], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "xvfb-run -a napari-hpa" in proc.stderr
