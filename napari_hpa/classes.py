@@ -50,6 +50,8 @@ CLASSES: tuple[HPAClass, ...] = (
 
 NUM_CLASSES = len(CLASSES)
 CLASS_NAMES: tuple[str, ...] = tuple(c.name for c in CLASSES)
+#: A class is predicted at this probability unless an ensemble or a session sets its own thresholds.
+DEFAULT_THRESHOLD = 0.5
 KAGGLE_COUNTS: tuple[int, ...] = tuple(c.kaggle_count for c in CLASSES)
 KAGGLE_TOTAL_IMAGES = 31072
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .classes import CLASS_NAMES, NUM_CLASSES
+from .classes import CLASS_NAMES, DEFAULT_THRESHOLD, NUM_CLASSES
 from .engine.contract import MAX_INPUT_SIZE, MIN_INPUT_SIZE
 from .engine.domain import MIN_IMAGES
 from .engine.foreign import (
@@ -64,7 +64,7 @@ class ImportOptions:
     n_calib: int = 200  # at most this many calibration fields
     int8: bool = False
     thresholds: str = "fixed"
-    threshold: float = 0.5
+    threshold: float = DEFAULT_THRESHOLD
     class_ratios: Path | None = None  # labels CSV for --thresholds ratio
     labels: Path | None = None  # labels CSV of the calibration folder for --thresholds f1
     min_one_label: bool = False
@@ -343,7 +343,7 @@ def _thresholds(opts: ImportOptions, col, known: KnownModel | None):
 
     if opts.thresholds == "fixed":
         note = f"{opts.threshold} for every class"
-        if known is not None and opts.threshold == 0.5:
+        if known is not None and opts.threshold == DEFAULT_THRESHOLD:
             note += f" ({known.threshold_note})"
         return (opts.threshold,) * NUM_CLASSES, note
     if opts.thresholds == "ratio":

@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .classes import NUM_CLASSES
+from .classes import DEFAULT_THRESHOLD, NUM_CLASSES
 
-DEFAULT_THRESHOLD = 0.5
 THRESHOLD_GRID = np.round(np.arange(0.02, 0.981, 0.01), 4)
 
 

@@ -48,7 +48,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..classes import CLASS_NAMES, NUM_CLASSES
+from ..classes import CLASS_NAMES, DEFAULT_THRESHOLD, NUM_CLASSES
 from ..errors import FileError, HPAError
 from ..imageset import check_values, to_model_input
 from . import tta as tta_mod
@@ -57,7 +57,6 @@ from .domain import DomainError, DomainModel, Verdict, input_problems, intensity
 from .providers import ProviderRequest, create_session
 
 MANIFEST_VERSION = 1
-DEFAULT_THRESHOLD = 0.5
 
 
 class EnsembleError(FileError):

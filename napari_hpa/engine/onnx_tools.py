@@ -103,7 +103,8 @@ def label_agreement(reference, other, x: np.ndarray, thresholds=None, min_one_la
     Returns the agreement per image and class, the share of images with the same label
     set, and the largest logit difference.
     """
-    from .ensemble import DEFAULT_THRESHOLD, apply_thresholds, sigmoid
+    from ..classes import DEFAULT_THRESHOLD
+    from .ensemble import apply_thresholds, sigmoid
 
     def logits(sess):
         return np.concatenate([sess.run(["logits"], {"image": x[i:i + batch]})[0]

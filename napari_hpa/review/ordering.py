@@ -37,7 +37,7 @@ import warnings
 
 import numpy as np
 
-from ..classes import NUM_CLASSES
+from ..classes import DEFAULT_THRESHOLD, NUM_CLASSES
 from ..errors import SessionError
 
 #: Order key -> what the user sees.
@@ -50,7 +50,6 @@ ORDERS: dict[str, str] = {
     "unreviewed": "not yet reviewed",
 }
 NEEDS_PROBABILITIES = frozenset({"suspicious", "cleanlab", "disagreement", "least_confident"})
-DEFAULT_THRESHOLD = 0.5
 #: Share of images assumed to carry one corrupted label when :func:`label_confidence`
 #: turns the corruption odds into a probability (it changes the values, not the order).
 PRIOR_CORRUPTED = 0.05
