@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .classes import CLASS_NAMES, NUM_CLASSES
+from .classes import CLASS_NAMES
 from .engine.domain import MIN_IMAGES
 from .errors import HPAError, TrainingError
 from .metrics import (
@@ -98,6 +98,7 @@ def collect(
 ) -> Collected:
     """Run ``ensemble`` over a folder; ``labelled=False`` takes every set of an unlabelled one."""
     from .imageset import find_sets
+    from .labels import multi_hot
     from .synth import MASKS, load_masks, mask_path
 
     folder = Path(folder)
@@ -105,9 +106,7 @@ def collect(
         table, by_id = _load_labelled(folder, None if labels is None else Path(labels))
         ids = table.ids[:limit] if limit else table.ids
         sources = [by_id[k] for k in ids]
-        y = np.zeros((len(ids), NUM_CLASSES), bool)
-        for i, k in enumerate(ids):
-            y[i, list(table.targets[k])] = True
+        y = multi_hot(table.targets[k] for k in ids)
     else:
         if not folder.is_dir():
             raise TrainingError(f"image folder {folder}: no such folder")
@@ -250,13 +249,9 @@ DOMAIN_FILE = "domain.npz"
 
 def class_ratios(labels_csv: str | Path) -> np.ndarray:
     """Each class's share of the images of a labels CSV (the 1st place's threshold targets)."""
-    from .labels import read_labels
+    from .labels import multi_hot, read_labels
 
-    table = read_labels(labels_csv)
-    y = np.zeros((len(table), NUM_CLASSES))
-    for i, t in enumerate(table.targets.values()):
-        y[i, list(t)] = 1
-    return y.mean(0)
+    return multi_hot(read_labels(labels_csv).targets.values()).mean(0)
 
 
 def build_ensemble(

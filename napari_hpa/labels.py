@@ -61,6 +61,17 @@ def parse_target(text: str) -> Target:
     return tuple(sorted(out))
 
 
+def multi_hot(targets: Iterable[Iterable[int]]) -> np.ndarray:
+    """``[N, 28]`` bool: row ``i`` is true at the classes of the ``i``-th target."""
+    import numpy as np
+
+    targets = list(targets)
+    out = np.zeros((len(targets), NUM_CLASSES), dtype=bool)
+    for i, target in enumerate(targets):
+        out[i, list(target)] = True
+    return out
+
+
 def format_target(target: Iterable[int]) -> str:
     """Space-separated class indices, ascending, duplicates merged."""
     return " ".join(str(i) for i in sorted(set(int(i) for i in target)))

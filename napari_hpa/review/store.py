@@ -62,6 +62,7 @@ from ..labels import (
     format_target,
     is_plain_id,
     labels_csv_text,
+    multi_hot,
     parse_target,
     read_labels,
     read_probability_files,
@@ -646,11 +647,7 @@ class ReviewSession:
         """``(N, 28)`` bool of the current labels, input order."""
         with self._lock:
             texts = [r[0] for r in self._conn.execute("SELECT labels FROM images ORDER BY row")]
-        out = np.zeros((len(texts), NUM_CLASSES), dtype=bool)
-        for n, text in enumerate(texts):
-            if text:
-                out[n, list(self._target(text))] = True
-        return out
+        return multi_hot(self._target(text) for text in texts)
 
     def probabilities_array(self) -> np.ndarray | None:
         """``(N, 28)`` float64 probabilities, input order; ``None`` without them."""

@@ -67,7 +67,7 @@ def describe_data(folder: str | Path, n: int | None = None) -> str:
 
 
 def load_data(folder: str | Path, labels: str | Path | None = None) -> DataSpec:
-    from ..labels import read_labels
+    from ..labels import multi_hot, read_labels
 
     folder = Path(folder)
     if not folder.exists():
@@ -95,9 +95,7 @@ def load_data(folder: str | Path, labels: str | Path | None = None) -> DataSpec:
             + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
         )
     ids = table.ids
-    targets = np.zeros((len(ids), NUM_CLASSES), np.float32)
-    for i, t in enumerate(table.targets.values()):
-        targets[i, list(t)] = 1.0
+    targets = multi_hot(table.targets[i] for i in ids).astype(np.float32)
     ab = table.extra.get("Antibody", {})
     return DataSpec(folder, labels_path, ids, targets, [ab.get(i, "") for i in ids], sources)
 
