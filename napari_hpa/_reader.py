@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .classes import CHANNEL_STAINS, CHANNELS
+from .classes import CHANNELS
 from .errors import HPAError
+from .layers import CHANNEL_KEY, ID_KEY, channel_layer_name, channel_metadata
 from .imageset import (
     ImageSet,
     SetSource,
@@ -86,9 +87,9 @@ def _open_sources() -> set[tuple[str, tuple[str, ...]]]:
     channels: dict[tuple[str, tuple[str, ...]], set[str]] = {}
     for layer in viewer.layers:
         meta = layer.metadata
-        if "hpa_id" in meta and "hpa_channel" in meta:
-            key = (meta["hpa_id"], tuple(sorted(set(meta.get("paths", {}).values()))))
-            channels.setdefault(key, set()).add(meta["hpa_channel"])
+        if ID_KEY in meta and CHANNEL_KEY in meta:
+            key = (meta[ID_KEY], tuple(sorted(set(meta.get("paths", {}).values()))))
+            channels.setdefault(key, set()).add(meta[CHANNEL_KEY])
     return {key for key, chans in channels.items() if chans == set(CHANNELS)}
 
 
@@ -97,15 +98,9 @@ def image_set_layers(image_set: ImageSet, metadata: dict | None = None) -> list[
     limits = contrast_limits_for(image_set.data.dtype)
     layers = []
     for i, ch in enumerate(CHANNELS):
-        meta = {
-            "hpa_id": image_set.id,
-            "hpa_channel": ch,
-            "path": str(image_set.paths[ch]) if ch in image_set.paths else None,
-            "paths": {c: str(p) for c, p in image_set.paths.items()},
-            **(metadata or {}),
-        }
+        meta = {**channel_metadata(image_set.id, ch, image_set.paths), **(metadata or {})}
         kwargs = {
-            "name": f"{image_set.id} {CHANNEL_STAINS[ch]}",
+            "name": channel_layer_name(image_set.id, ch),
             "colormap": ch,
             "blending": "additive",
             "contrast_limits": limits,

@@ -15,13 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .classes import CHANNEL_STAINS, CHANNELS, CLASS_NAMES
+from .classes import CHANNELS, CLASS_NAMES
 from .errors import HPAError
+from .layers import layer_channel
 from .engine.domain import Verdict
 from .engine.ensemble import Ensemble, attention_layer_geometry
-
-_STAIN_TO_CHANNEL = {stain: ch for ch, stain in CHANNEL_STAINS.items()}
-
 
 class LayerSelectionError(HPAError):
     """The layers picked for classification are not one four-channel field of view."""
@@ -76,16 +74,6 @@ class Classification:
                 "reason": self.verdict.reason,
             },
         }
-
-
-def layer_channel(name: str, metadata: dict) -> tuple[str, str] | None:
-    """``(id, channel)`` of a layer, from the reader's metadata or a ``"{id} {stain}"`` name."""
-    if "hpa_id" in metadata and metadata.get("hpa_channel") in CHANNELS:
-        return str(metadata["hpa_id"]), metadata["hpa_channel"]
-    image_id, _, stain = name.rpartition(" ")
-    if image_id and stain in _STAIN_TO_CHANNEL:
-        return image_id, _STAIN_TO_CHANNEL[stain]
-    return None
 
 
 def channel_groups(layers: Iterable[tuple[str, dict, object]]) -> dict[str, dict[str, object]]:

@@ -34,6 +34,7 @@ CORE = [
     "napari_hpa.engine.onnx_tools",
     "napari_hpa.importer",
     "napari_hpa.models_cli",
+    "napari_hpa.layers",
 ]
 FORBIDDEN = ["torch", "timm", "napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "vispy"]
 

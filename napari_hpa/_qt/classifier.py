@@ -42,10 +42,10 @@ from ..classes import CHANNEL_STAINS, CHANNELS, CLASS_NAMES, NUM_CLASSES
 from ..classify import Classification, LayerSelectionError, channel_groups, classify, stack_channels
 from ..engine.providers import PROVIDER_CHOICES, ProviderRequest
 from ..errors import HPAError
+from ..layers import ID_KEY, attention_layer_name, attention_metadata, is_attention_layer
 from ..similar import DEFAULT_SIMILARITY, ReferenceIndex, suggest_labels
 
 BY_HAND = "pick layers by hand…"
-ATTENTION_SUFFIX = " attention"
 MODEL_CARD = "MODEL_CARD.md"
 VERDICT_STYLE = {
     True: "color: #7bd88f;",
@@ -410,7 +410,7 @@ class ClassifierWidget(QWidget):
         from napari.layers import Image
 
         return [layer for layer in self.viewer.layers if isinstance(layer, Image)
-                and not layer.name.endswith(ATTENTION_SUFFIX)]
+                and not is_attention_layer(layer.name, layer.metadata)]
 
     def _groups(self):
         return channel_groups((l.name, l.metadata, l) for l in self._image_layers())
@@ -452,7 +452,7 @@ class ClassifierWidget(QWidget):
             if len(set(names)) != 4:
                 raise LayerSelectionError("pick four different layers, one for each channel")
             layers = [self.viewer.layers[n] for n in names]
-            image_id = layers[0].metadata.get("hpa_id") or layers[0].name
+            image_id = layers[0].metadata.get(ID_KEY) or layers[0].name
         else:
             group = self._groups().get(choice)
             if group is None:
@@ -586,10 +586,10 @@ class ClassifierWidget(QWidget):
         return rows
 
     def _show_attention(self, result: Classification) -> None:
-        name = f"{result.image_id}{ATTENTION_SUFFIX}"
+        name = attention_layer_name(result.image_id)
         scale = (1.0, *result.attention_scale)
         translate = (0.0, *result.attention_translate)
-        meta = {"hpa_id": result.image_id, "classes": list(CLASS_NAMES), "hpa_attention": True}
+        meta = attention_metadata(result.image_id)
         if name in self.viewer.layers:
             layer = self.viewer.layers[name]
             layer.data = result.attention
