@@ -133,3 +133,19 @@ def classify(ensemble: Ensemble, image_id: str, data: np.ndarray, tta: str | Non
         verdict=pred.verdicts[0],
         trained_on=ensemble.trained_on,
     )
+
+
+def verdict_text(result: Classification) -> str:
+    """The domain verdict in words, with what to do when the field is out of the domain."""
+    v = result.verdict
+    score = "" if v.score != v.score else f" (domain score {v.score:.2f}; in-domain fields score 1 or less)"
+    if v.in_domain is True:
+        return f"In the ensemble's domain{score}."
+    if v.in_domain is None:
+        return ("Domain unknown: this ensemble records no domain, so nothing says whether it has seen "
+                "fields like this one.")
+    return (
+        f"OUT OF DOMAIN{score}: {v.reason}. These labels are guesses. The ensemble was trained on "
+        f"{result.trained_on.split('.')[0]}. Classify with a model made for fields like this one "
+        "(Choose… imports an .onnx or .pth; see the README, 'Real models')."
+    )

@@ -223,17 +223,13 @@ def _import_into(src, tmp, out, opts, request, log, progress) -> ImportReport:
         kind = "onnx"
     elif src.suffix.lower() in TORCH_SUFFIXES:
         try:
-            from .train.hpa_densenet import export_checkpoint, is_hpa_densenet, read_state_dict
+            from .train.hpa_densenet import export_checkpoint
         except ImportError as exc:
             raise ImportModelError(
                 f"importing a PyTorch checkpoint needs the 'train' extra ({exc}): "
                 "pip install 'napari-hpa[train]'") from None
         if opts.outputs or opts.normalize or opts.class_order:
             raise ImportModelError("--outputs, --normalize and --class-order apply to ONNX models only")
-        if not is_hpa_densenet(read_state_dict(src)):
-            raise ImportModelError(
-                "not the hpa_densenet DenseNet121 checkpoint (no conv1 / encoder5 / bn1 / logit "
-                "weights); export other PyTorch models to ONNX and import the .onnx", src)
         known = HPA_DENSENET
         size = opts.input_size or known.input_size
         meta = contract_metadata(

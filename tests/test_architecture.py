@@ -35,6 +35,7 @@ CORE = [
     "napari_hpa.importer",
     "napari_hpa.models_cli",
     "napari_hpa.layers",
+    "napari_hpa.engine.manifest",
 ]
 FORBIDDEN = ["torch", "timm", "napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "vispy"]
 

@@ -39,7 +39,7 @@ from qtpy.QtWidgets import (
 
 from ._common import ErrorLabel
 from ..classes import CHANNEL_STAINS, CHANNELS, CLASS_NAMES, NUM_CLASSES
-from ..classify import Classification, LayerSelectionError, channel_groups, classify, stack_channels
+from ..classify import Classification, LayerSelectionError, channel_groups, classify, stack_channels, verdict_text
 from ..engine.providers import PROVIDER_CHOICES, ProviderRequest
 from ..errors import HPAError
 from ..layers import ID_KEY, attention_layer_name, attention_metadata, is_attention_layer
@@ -52,22 +52,6 @@ VERDICT_STYLE = {
     False: "color: #ffffff; background: #a8322d; padding: 4px;",
     None: "color: #c8c8c8;",
 }
-
-
-def verdict_text(result: Classification) -> str:
-    """The domain verdict in words, with what to do when the field is out of the domain."""
-    v = result.verdict
-    score = "" if v.score != v.score else f" (domain score {v.score:.2f}; in-domain fields score 1 or less)"
-    if v.in_domain is True:
-        return f"In the ensemble's domain{score}."
-    if v.in_domain is None:
-        return ("Domain unknown: this ensemble records no domain, so nothing says whether it has seen "
-                "fields like this one.")
-    return (
-        f"OUT OF DOMAIN{score}: {v.reason}. These labels are guesses. The ensemble was trained on "
-        f"{result.trained_on.split('.')[0]}. Classify with a model made for fields like this one "
-        "(Choose… imports an .onnx or .pth; see the README, 'Real models')."
-    )
 
 
 class ImportDialog(QDialog):

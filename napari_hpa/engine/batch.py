@@ -358,12 +358,12 @@ class _Run:
         if self.on_error:
             self.on_error(set_id, path, message)
 
-    def write(self, pred: Prediction, paths: dict[str, str] | None = None) -> None:
+    def write(self, pred: Prediction) -> None:
         self.sink.write(pred)
         self.summary.predicted += len(pred.ids) - len(pred.failures)
         for i, message in pred.failures.items():
             image_id = pred.ids[i]
-            self.failed(image_id, (paths or {}).get(image_id, ""), f"image set {image_id!r}: {message}")
+            self.failed(image_id, "", f"image set {image_id!r}: {message}")
         for i, (image_id, v) in enumerate(zip(pred.ids, pred.verdicts)):
             if i in pred.failures:
                 continue

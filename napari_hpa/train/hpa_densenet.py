@@ -121,6 +121,10 @@ def is_hpa_densenet(state: dict[str, torch.Tensor]) -> bool:
 def load_checkpoint(path: str | Path, *, large: bool = False) -> BestfittingDensenet:
     """The hpa_densenet module with the checkpoint's weights, in eval mode; every key must match."""
     state = read_state_dict(path)
+    if not is_hpa_densenet(state):
+        raise ImportModelError(
+            "not the hpa_densenet DenseNet121 checkpoint (no conv1 / encoder5 / bn1 / logit "
+            "weights); export other PyTorch models to ONNX and import the .onnx", path)
     model = BestfittingDensenet(large=large)
     own = model.state_dict()
     conv = state.get("backbone.features.conv0.weight", state.get("conv1.0.weight"))
