@@ -72,19 +72,6 @@ def _load_labelled(folder: Path, labels: Path | None):
     return table, sources
 
 
-def iter_predictions(ensemble, sources, *, tta=None, batch_size=16, progress=None, **need):
-    """``(chunk of sources, Prediction)`` for ``sources`` batch by batch (``need``: the
-    ``need_attention`` / ``need_embeddings`` of :meth:`Ensemble.predict`)."""
-    from .imageset import read_set
-
-    for start in range(0, len(sources), batch_size):
-        chunk = sources[start : start + batch_size]
-        images = [read_set(s).data for s in chunk]
-        yield chunk, ensemble.predict(images, tta=tta, ids=[s.id for s in chunk], **need)
-        if progress is not None:
-            progress(min(start + batch_size, len(sources)), len(sources))
-
-
 def collect(
     ensemble,
     folder: str | Path,
@@ -97,6 +84,7 @@ def collect(
     labelled: bool = True,
 ) -> Collected:
     """Run ``ensemble`` over a folder; ``labelled=False`` takes every set of an unlabelled one."""
+    from .engine.stream import iter_predictions
     from .imageset import find_sets
     from .labels import multi_hot
     from .synth import MASKS, load_masks, mask_path
@@ -118,8 +106,11 @@ def collect(
     want_emb = ensemble.embedding_member is not None
     probs, members, embs, intensity, features = [], {}, [], [], []
     hits = pairs = 0
-    for chunk, pred in iter_predictions(ensemble, sources, tta=tta, batch_size=batch_size, progress=progress,
-                                        need_attention=want_att, need_embeddings=want_emb):
+    for item in iter_predictions(ensemble, sources, tta=tta, batch_size=batch_size,
+                                 need_attention=want_att, need_embeddings=want_emb):
+        for _source, exc in item.failed:
+            raise exc  # every field of a labelled folder counts: the first unreadable one stops
+        pred = item.prediction
         if pred.failures:
             i, message = next(iter(pred.failures.items()))
             raise TrainingError(f"image set {pred.ids[i]!r} in {folder}: {message}")
@@ -129,13 +120,15 @@ def collect(
         for name, p in pred.member_probs.items():
             members.setdefault(name, []).append(p)
         if want_att and pred.attention is not None:
-            for j, source in enumerate(chunk):
+            for j, source in enumerate(item.sources):
                 mpath = mask_path(folder, source.id)
                 if mpath.is_file():
                     h, t = pointing_hits(pred.attention[j], load_masks(mpath), table.targets[source.id])
                     hits, pairs = hits + h, pairs + t
         if want_emb and pred.embeddings is not None:
             embs.append(pred.embeddings)
+        if progress is not None:
+            progress(item.done, item.total)
     ab = table.extra.get("Antibody", {}) if table is not None else {}
     return Collected(
         ids=list(ids),

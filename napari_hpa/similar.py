@@ -9,7 +9,6 @@ set, to open it) and ``ensemble`` (which model made the embeddings).
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,8 +121,8 @@ def build_index(
     on_error: Callable[[str, str, str], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ReferenceIndex:
-    """Embed every set of ``folder`` that ``labels_csv`` labels (with the batch pipeline)."""
-    from .engine.batch import PredictOutputs, collect_sources, predict_sources
+    """Embed every set of ``folder`` that ``labels_csv`` labels (with the prediction stream)."""
+    from .engine.stream import collect_sources, failure_row, iter_predictions
 
     if ensemble.embedding_member is None:
         raise ReferenceIndexError(
@@ -135,21 +134,31 @@ def build_index(
     sources = [s for s in sources if s.id in labels.targets]
     if not sources:
         raise ReferenceIndexError(f"{folder}: none of its image sets is labelled in {labels_csv}")
-    with tempfile.TemporaryDirectory(prefix="hpa-index-") as tmp:
-        outputs = PredictOutputs(
-            submission=Path(tmp) / "predicted.csv", embeddings=Path(tmp) / "embeddings.npz"
-        )
-        predict_sources(
-            ensemble, sources, outputs, batch_size=batch_size, workers=workers,
-            problems=problems, on_error=on_error, progress=progress,
-        )
-        with np.load(outputs.embeddings) as z:
-            ids = [str(i) for i in z["ids"]]
-            embeddings = z["embeddings"]
+    for problem in problems:
+        if on_error:
+            on_error(*problem)
+    ids, embeddings = [], []
+    for item in iter_predictions(ensemble, sources, batch_size=batch_size, workers=workers,
+                                 need_embeddings=True):
+        for source, exc in item.failed:
+            if on_error:
+                on_error(*failure_row(source, exc))
+        pred = item.prediction
+        if pred is not None:
+            for i, image_id in enumerate(pred.ids):
+                if i in pred.failures:
+                    if on_error:
+                        on_error(image_id, "", f"image set {image_id!r}: {pred.failures[i]}")
+                else:
+                    ids.append(image_id)
+                    embeddings.append(pred.embeddings[i].astype(np.float32))
+        if progress:
+            progress(item.done, item.total)
+    dim = ensemble.embedding_member.info.embedding_dim
     path_of = {s.id: str(s.paths[0]) for s in sources}
     return ReferenceIndex(
         ids=ids,
-        embeddings=embeddings,
+        embeddings=np.stack(embeddings) if embeddings else np.zeros((0, dim), np.float32),
         targets=[labels.targets[i] for i in ids],
         paths=[path_of[i] for i in ids],
         ensemble=f"{ensemble.name}:{ensemble.embedding_member.name}",

@@ -1,394 +1,31 @@
-"""Batch prediction over files, image sets and folders of any size.
-
-Decoding runs in a pool of threads that read and prepare the next sets while
-onnxruntime works on the current batch; at most a bounded window of sets is in
-memory, however many there are.  Results stream to ``*.partial`` files beside
-the outputs and are merged, sorted by id, into the final files atomically at
-the end, so an interrupted run leaves the previous outputs intact and
-``resume`` picks up where it stopped.  A set that cannot be read is reported,
-counted and listed in the errors file; the run goes on.
-"""
+"""``predict`` on this machine: the prediction stream (:mod:`.stream`) written through
+the sink (:mod:`.sink`).  The names of the stream, the sink and the Dask run
+(:mod:`.cluster`) are importable from here too, as before."""
 
 from __future__ import annotations
 
-import csv
-import io
-import os
-import time
-from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Sequence
 
-import numpy as np
-
-from ..classes import CLASS_NAMES
-from ..errors import HPAError
-from ..imageset import SetSource, find_sets, read_set, source_for_file
-from ..labels import atomic_write_group, format_target, parse_target
-from .ensemble import Ensemble, Prediction
-from .providers import ProviderRequest
-
-ErrorCallback = Callable[[str, str, str], None]  # id, path, message
-ProgressCallback = Callable[[int, int], None]  # done, total
-
-
-@dataclass
-class PredictOutputs:
-    """Where predictions go; every path but ``submission`` is optional."""
-
-    submission: Path
-    probs: Path | None = None
-    attention_dir: Path | None = None
-    embeddings: Path | None = None
-    errors: Path | None = None
-    domain: Path | None = None  # Id,domain_score,in_domain,reason
-
-
-@dataclass
-class PredictSummary:
-    total: int = 0  # sets found
-    skipped: int = 0  # already in the outputs (resume)
-    predicted: int = 0
-    failed: int = 0
-    seconds: float = 0.0
-    wait_seconds: float = 0.0  # inference loop waiting for decoded sets
-    errors: list[tuple[str, str, str]] = field(default_factory=list)
-    out_of_domain: list[tuple[str, str]] = field(default_factory=list)  # (id, reason) of this run
-    domain_unknown: int = 0  # fields of this run that the ensemble's domain record could not judge
-
-    @property
-    def images_per_second(self) -> float:
-        return self.predicted / self.seconds if self.seconds else 0.0
-
-    @property
-    def wait_fraction(self) -> float:
-        return self.wait_seconds / self.seconds if self.seconds else 0.0
-
-    def __str__(self) -> str:
-        text = (
-            f"{self.predicted} predicted, {self.skipped} skipped (already done), "
-            f"{self.failed} failed, of {self.total} image sets in {self.seconds:.1f} s "
-            f"({self.images_per_second:.2f} images/s; waiting for data "
-            f"{100 * self.wait_fraction:.1f}% of the time)"
-        )
-        if self.out_of_domain:
-            text += (f"\n{len(self.out_of_domain)} of {self.predicted} fields are OUT of the "
-                     "ensemble's domain: their labels are guesses")
-        if self.domain_unknown:
-            text += (f"\n{self.domain_unknown} of {self.predicted} fields could not be checked "
-                     "against a domain: the ensemble records none")
-        return text
-
-
-# --------------------------------------------------------------------------- inputs
-
-
-def collect_sources(inputs: Iterable[str | Path]) -> tuple[list[SetSource], list[tuple[str, str, str]]]:
-    """The image sets named by files, sets and folders, sorted by id, and the problems found.
-
-    A folder contributes every set in it; a file the set it belongs to.  Two
-    different sources with one id are a problem (reported for that id), not a
-    silent choice.
-    """
-    by_id: dict[str, SetSource] = {}
-    problems: list[tuple[str, str, str]] = []
-    for item in inputs:
-        path = Path(item)
-        try:
-            if path.is_dir():
-                found = find_sets(path)
-            elif path.exists():
-                found = [source_for_file(path)]
-            else:
-                raise HPAError(f"{path}: no such file or folder")
-        except HPAError as exc:
-            problems.append(("", str(path), str(exc)))
-            continue
-        for source in found:
-            seen = by_id.get(source.id)
-            if seen is None:
-                by_id[source.id] = source
-            elif set(seen.paths) != set(source.paths):
-                problems.append(
-                    (
-                        source.id,
-                        str(source.paths[0]) if source.paths else str(path),
-                        f"image set {source.id!r} is found twice: in "
-                        f"{seen.paths[0].parent if seen.paths else '?'} and "
-                        f"{source.paths[0].parent if source.paths else path}",
-                    )
-                )
-    return [by_id[i] for i in sorted(by_id)], problems
-
-
-# --------------------------------------------------------------------------- outputs
-
-
-def _partial(path: Path) -> Path:
-    return path.with_name(path.name + ".partial")
-
-
-def _read_rows(path: Path) -> dict[str, list[str]]:
-    """Rows of a CSV we wrote (header skipped), keyed by id; a torn last line is dropped."""
-    rows: dict[str, list[str]] = {}
-    if not path.is_file():
-        return rows
-    text = path.read_text()
-    if text and not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]  # an interrupted write
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    for row in reader:
-        if header and len(row) == len(header) and row[0]:
-            rows[row[0]] = row
-    return rows
-
-
-class ResultSink:
-    """Streams predictions to partial files; merges them into the outputs at the end."""
-
-    PROB_HEADER = ["Id", *CLASS_NAMES]
-    DOMAIN_HEADER = ["Id", "domain_score", "in_domain", "reason"]
-
-    def __init__(self, outputs: PredictOutputs, resume: bool):
-        self.outputs = outputs
-        self.previous_sub: dict[str, list[str]] = {}
-        self.previous_probs: dict[str, list[str]] = {}
-        self.previous_domain: dict[str, list[str]] = {}
-        self.previous_emb: dict[str, np.ndarray] = {}
-        partials = [outputs.submission, outputs.probs, outputs.domain]
-        if resume:
-            self.previous_sub = _previous_rows(outputs.submission)
-            self.previous_probs = _previous_rows(outputs.probs)
-            self.previous_domain = _previous_rows(outputs.domain)
-            if outputs.embeddings is not None:
-                self.previous_emb = _read_embeddings(outputs.embeddings)
-                self.previous_emb.update(_read_embedding_partial(outputs.embeddings))
-        self.done = set(self.previous_sub)
-        if outputs.probs is not None:
-            self.done &= set(self.previous_probs)
-        if outputs.domain is not None:
-            self.done &= set(self.previous_domain)
-        if outputs.embeddings is not None:
-            self.done &= set(self.previous_emb)
-        for final in partials:
-            if final is not None:
-                final.parent.mkdir(parents=True, exist_ok=True)
-        self._sub = self._open_partial(outputs.submission, ["Id", "Predicted"])
-        self._probs = (
-            self._open_partial(outputs.probs, self.PROB_HEADER) if outputs.probs else None
-        )
-        self._domain = (
-            self._open_partial(outputs.domain, self.DOMAIN_HEADER) if outputs.domain else None
-        )
-        self._emb_ids = self._emb_vec = None
-        if outputs.embeddings is not None:
-            outputs.embeddings.parent.mkdir(parents=True, exist_ok=True)
-            self._emb_ids = open(_partial(outputs.embeddings).with_suffix(".ids"), "w")
-            self._emb_vec = open(_partial(outputs.embeddings).with_suffix(".f32"), "wb")
-        if outputs.attention_dir is not None:
-            outputs.attention_dir.mkdir(parents=True, exist_ok=True)
-
-    @staticmethod
-    def _open_partial(path: Path, header: list[str]):
-        fh = open(_partial(path), "w", newline="")
-        csv.writer(fh, lineterminator="\n").writerow(header)
-        return fh
-
-    def write(self, pred: Prediction) -> None:
-        sub = csv.writer(self._sub, lineterminator="\n")
-        for i, image_id in enumerate(pred.ids):
-            if i in pred.failures:
-                continue  # an error row instead (_Run.write)
-            sub.writerow([image_id, format_target(pred.label_indices(i))])
-            if self._probs is not None:
-                csv.writer(self._probs, lineterminator="\n").writerow(
-                    [image_id, *(f"{p:.6f}" for p in pred.probs[i])]
-                )
-            if self._domain is not None:
-                v = pred.verdicts[i]
-                csv.writer(self._domain, lineterminator="\n").writerow([
-                    image_id, "" if np.isnan(v.score) else f"{v.score:.4f}",
-                    {True: "true", False: "false", None: ""}[v.in_domain], v.reason,
-                ])
-            if self.outputs.attention_dir is not None and pred.attention is not None:
-                _save_npz(
-                    self.outputs.attention_dir / f"{image_id}.npz",
-                    attention=pred.attention[i].astype(np.float16),
-                    classes=np.array(CLASS_NAMES),
-                )
-        if self._emb_vec is not None and pred.embeddings is not None:
-            keep = [i for i in range(len(pred.ids)) if i not in pred.failures]
-            self._emb_ids.write("".join(f"{pred.ids[i]}\n" for i in keep))
-            self._emb_vec.write(np.ascontiguousarray(pred.embeddings[keep], dtype=np.float32).tobytes())
-        for fh in self._handles():
-            fh.flush()
-
-    def finish(self, errors: Sequence[tuple[str, str, str]]) -> None:
-        """Merge previous and new rows, sorted by id, into the final files: all of them replace
-        their targets together, or (when one cannot be written) none does."""
-        self.close()
-        outs = self.outputs
-        files = {outs.submission: self._merged_csv(outs.submission, ["Id", "Predicted"], self.previous_sub)}
-        if outs.probs is not None:
-            files[outs.probs] = self._merged_csv(outs.probs, self.PROB_HEADER, self.previous_probs)
-        if outs.domain is not None:
-            files[outs.domain] = self._merged_csv(outs.domain, self.DOMAIN_HEADER, self.previous_domain)
-        if outs.embeddings is not None:
-            emb = dict(self.previous_emb)
-            emb.update(_read_embedding_partial(outs.embeddings))
-            ids = sorted(emb)
-            dim = len(next(iter(emb.values()))) if emb else 0
-            array = np.stack([emb[i] for i in ids]) if ids else np.zeros((0, dim), np.float32)
-            buf = io.BytesIO()
-            np.savez_compressed(buf, ids=np.array(ids), embeddings=array.astype(np.float32))
-            files[outs.embeddings] = buf.getvalue()
-        if outs.errors is not None:
-            text = io.StringIO()
-            w = csv.writer(text, lineterminator="\n")
-            w.writerow(["Id", "Path", "Error"])
-            w.writerows(errors)
-            files[outs.errors] = text.getvalue().encode("utf-8")
-        atomic_write_group(files)
-        for final in (outs.submission, outs.probs, outs.domain):
-            if final is not None:
-                _partial(final).unlink(missing_ok=True)
-        if outs.embeddings is not None:
-            for suffix in (".ids", ".f32"):
-                _partial(outs.embeddings).with_suffix(suffix).unlink(missing_ok=True)
-
-    def _merged_csv(self, path: Path, header: list[str], previous: dict[str, list[str]]) -> bytes:
-        rows = dict(previous)
-        rows.update(_read_rows(_partial(path)))
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(header)
-        for image_id in sorted(rows):
-            w.writerow(rows[image_id])
-        return buf.getvalue().encode("utf-8")
-
-    def _handles(self):
-        return [fh for fh in (self._sub, self._probs, self._domain, self._emb_ids, self._emb_vec)
-                if fh is not None and not fh.closed]
-
-    def close(self) -> None:
-        for fh in self._handles():
-            fh.close()
-
-
-def _previous_rows(final: Path | None) -> dict[str, list[str]]:
-    """The rows of an output and its partial file (``--resume``), keyed by id."""
-    if final is None:
-        return {}
-    rows = _read_rows(final)
-    rows.update(_read_rows(_partial(final)))
-    return rows
-
-
-def _save_npz(path: Path, **arrays) -> None:
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
-
-
-def _read_embeddings(path: Path) -> dict[str, np.ndarray]:
-    if not path.is_file():
-        return {}
-    with np.load(path) as z:
-        return dict(zip((str(i) for i in z["ids"]), z["embeddings"]))
-
-
-def _read_embedding_partial(path: Path) -> dict[str, np.ndarray]:
-    ids_path = _partial(path).with_suffix(".ids")
-    vec_path = _partial(path).with_suffix(".f32")
-    if not ids_path.is_file() or not vec_path.is_file():
-        return {}
-    ids = ids_path.read_text().splitlines()
-    raw = np.fromfile(vec_path, dtype=np.float32)
-    if not ids or raw.size == 0:
-        return {}
-    dim = raw.size // len(ids) if raw.size % len(ids) == 0 else 0
-    if dim == 0:  # torn write: keep what is whole
-        return {}
-    return dict(zip(ids, raw.reshape(len(ids), dim)))
-
-
-def read_submission(path: str | Path) -> dict[str, tuple[int, ...]]:
-    """``Id,Predicted`` rows as {id: labels} (for tests and scripts)."""
-    return {row[0]: parse_target(row[1]) for row in _read_rows(Path(path)).values()}
-
-
-# --------------------------------------------------------------------------- runs
-
-
-@dataclass
-class _Run:
-    """What a local and a Dask run share: the sink, the work left, the tally."""
-
-    sink: ResultSink
-    todo: list[SetSource]
-    summary: PredictSummary
-    errors: list[tuple[str, str, str]]
-    on_error: ErrorCallback | None
-    need_attention: bool
-    need_embeddings: bool
-    start: float = field(default_factory=time.perf_counter)
-
-    @classmethod
-    def begin(cls, sources, outputs: PredictOutputs, resume: bool, problems, on_error) -> _Run:
-        sink = ResultSink(outputs, resume)
-        todo = [s for s in sources if s.id not in sink.done]
-        run = cls(
-            sink=sink,
-            todo=todo,
-            summary=PredictSummary(total=len(sources), skipped=len(sources) - len(todo)),
-            errors=[],
-            on_error=on_error,
-            need_attention=outputs.attention_dir is not None,
-            need_embeddings=outputs.embeddings is not None,
-        )
-        for problem in problems:
-            run.failed(*problem)
-        return run
-
-    def failed(self, set_id: str, path: str, message: str) -> None:
-        self.errors.append((set_id, path, message))
-        if self.on_error:
-            self.on_error(set_id, path, message)
-
-    def write(self, pred: Prediction) -> None:
-        self.sink.write(pred)
-        self.summary.predicted += len(pred.ids) - len(pred.failures)
-        for i, message in pred.failures.items():
-            image_id = pred.ids[i]
-            self.failed(image_id, "", f"image set {image_id!r}: {message}")
-        for i, (image_id, v) in enumerate(zip(pred.ids, pred.verdicts)):
-            if i in pred.failures:
-                continue
-            if v.in_domain is False:
-                self.summary.out_of_domain.append((image_id, v.reason))
-            elif v.in_domain is None:
-                self.summary.domain_unknown += 1
-
-    def finish(self) -> PredictSummary:
-        self.summary.seconds = time.perf_counter() - self.start
-        self.summary.errors = self.errors
-        self.summary.failed = len(self.errors)
-        self.sink.finish(self.errors)
-        return self.summary
-
-
-def _failure(source: SetSource, exc: Exception) -> tuple[str, str, str]:
-    """An error row; anything but the project's own errors names its type and the set."""
-    message = str(exc) if isinstance(exc, HPAError) else (
-        f"image set {source.id!r}: {type(exc).__name__}: {exc}" if str(exc) else
-        f"image set {source.id!r}: {type(exc).__name__}")
-    return source.id, str(source.paths[0]) if source.paths else "", message
-
-
-# --------------------------------------------------------------------------- local run
+from ..imageset import SetSource
+from .cluster import dask_client, predict_sources_dask  # noqa: F401
+from .ensemble import Ensemble
+from .sink import (  # noqa: F401
+    ErrorCallback,
+    PredictOutputs,
+    PredictSummary,
+    ProgressCallback,
+    ResultSink,
+    Run,
+    read_submission,
+)
+from .stream import (  # noqa: F401
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_WORKERS,
+    check_batching,
+    collect_sources,
+    failure_row,
+    iter_predictions,
+)
 
 
 def predict_sources(
@@ -397,177 +34,29 @@ def predict_sources(
     outputs: PredictOutputs,
     *,
     tta: str | None = None,
-    batch_size: int = 8,
-    workers: int = 2,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    workers: int = DEFAULT_WORKERS,
     resume: bool = False,
     problems: Sequence[tuple[str, str, str]] = (),
     on_error: ErrorCallback | None = None,
     progress: ProgressCallback | None = None,
 ) -> PredictSummary:
     """Predict every source into ``outputs`` on this machine."""
-    if batch_size < 1 or workers < 1:
-        raise ValueError("--batch-size and --workers must be at least 1")
-    run = _Run.begin(sources, outputs, resume, problems, on_error)
-    todo = run.todo
-
-    def decode(source: SetSource):
-        return ensemble.prepare(read_set(source).data, source.id)
-
-    window = max(2 * batch_size, batch_size + 2 * workers)
+    check_batching(batch_size, workers)
+    run = Run.begin(sources, outputs, resume, problems, on_error)
     try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hpa-decode") as pool:
-            pending: deque[tuple[SetSource, Future]] = deque()
-            it = iter(todo)
-
-            def refill():
-                while len(pending) < window:
-                    source = next(it, None)
-                    if source is None:
-                        return
-                    pending.append((source, pool.submit(decode, source)))
-
-            refill()
-            done = 0
-            while pending:
-                batch_ids, batch = [], []
-                while pending and len(batch) < batch_size:
-                    source, fut = pending.popleft()
-                    t0 = time.perf_counter()
-                    try:
-                        prepared = fut.result()
-                    except Exception as exc:  # noqa: BLE001 - one set's failure is its own row
-                        run.failed(*_failure(source, exc))
-                        prepared = None
-                    finally:
-                        run.summary.wait_seconds += time.perf_counter() - t0
-                    refill()
-                    if prepared is not None:
-                        batch_ids.append(source.id)
-                        batch.append(prepared)
-                    done += 1
-                if batch:
-                    run.write(ensemble.predict_prepared(
-                        batch, tta=tta, ids=batch_ids, need_attention=run.need_attention,
-                        need_embeddings=run.need_embeddings,
-                    ))
-                if progress:
-                    progress(done, len(todo))
+        for item in iter_predictions(
+            ensemble, run.todo, tta=tta, batch_size=batch_size, workers=workers,
+            need_attention=run.need_attention, need_embeddings=run.need_embeddings,
+        ):
+            run.summary.wait_seconds += item.wait_seconds
+            for source, exc in item.failed:
+                run.failed(*failure_row(source, exc))
+            if item.prediction is not None:
+                run.write(item.prediction)
+            if progress:
+                progress(item.done, item.total)
     except BaseException:
         run.sink.close()  # partial files stay for --resume; the final outputs are untouched
-        raise
-    return run.finish()
-
-
-# --------------------------------------------------------------------------- Dask
-
-
-_WORKER_ENSEMBLES: dict[tuple, Ensemble] = {}
-
-
-def _worker_ensemble(models: str, request: ProviderRequest) -> Ensemble:
-    """The ensemble of this worker process, loaded once and kept."""
-    key = (models, request)
-    if key not in _WORKER_ENSEMBLES:
-        _WORKER_ENSEMBLES[key] = Ensemble.load(models, request)
-    return _WORKER_ENSEMBLES[key]
-
-
-def _dask_chunk(models, request, sources, tta, batch_size, need_att, need_emb):
-    """Run on a Dask worker: predict a chunk of sets; return results and errors."""
-    ensemble = _worker_ensemble(models, request)
-    preds, errors = [], []
-    for start in range(0, len(sources), batch_size):
-        ids, batch = [], []
-        for source in sources[start : start + batch_size]:
-            try:
-                batch.append(ensemble.prepare(read_set(source).data, source.id))
-                ids.append(source.id)
-            except Exception as exc:  # noqa: BLE001 - one set's failure is its own row
-                errors.append(_failure(source, exc))
-        if batch:
-            pred = ensemble.predict_prepared(
-                batch, tta=tta, ids=ids, need_attention=need_att, need_embeddings=need_emb
-            )
-            pred.member_probs = {}  # not written; keep the transfer small
-            pred.domain_intensity = pred.domain_features = None
-            preds.append(pred)
-    return preds, errors, len(sources)
-
-
-def dask_client(address: str):
-    """A ``distributed.Client`` for ``ADDRESS`` or ``local:N`` (a local cluster of N processes)."""
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise HPAError(
-            "--dask needs dask.distributed: pip install 'napari-hpa[dask]'"
-        ) from None
-    if address.startswith("local:"):
-        try:
-            n = int(address.split(":", 1)[1])
-        except ValueError:
-            n = 0
-        if n < 1:
-            raise HPAError(f"--dask {address!r}: expected local:N with N >= 1 workers")
-        cluster = LocalCluster(
-            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
-        )
-        return Client(cluster)
-    return Client(address)
-
-
-def predict_sources_dask(
-    client,
-    models: str | Path,
-    sources: Sequence[SetSource],
-    outputs: PredictOutputs,
-    *,
-    request: ProviderRequest = ProviderRequest(),
-    tta: str | None = None,
-    batch_size: int = 8,
-    resume: bool = False,
-    problems: Sequence[tuple[str, str, str]] = (),
-    on_error: ErrorCallback | None = None,
-    progress: ProgressCallback | None = None,
-) -> PredictSummary:
-    """Predict every source on a Dask cluster; each worker loads the ensemble once.
-
-    The files must be reachable from the workers under the same paths.  At most
-    two chunks per worker are in flight, so memory stays bounded.
-    """
-    from distributed import as_completed
-
-    run = _Run.begin(sources, outputs, resume, problems, on_error)
-    todo = run.todo
-    chunk = max(batch_size, 1) * 2
-    chunks = [todo[i : i + chunk] for i in range(0, len(todo), chunk)]
-    n_workers = max(len(client.scheduler_info().get("workers", {})), 1)
-    models = str(Path(models).resolve())
-
-    def submit(c):
-        return client.submit(
-            _dask_chunk, models, request, c, tta, batch_size,
-            run.need_attention, run.need_embeddings, pure=False,
-        )
-
-    try:
-        it = iter(chunks)
-        first = [submit(c) for _, c in zip(range(2 * n_workers), it)]
-        done = 0
-        queue = as_completed(first)
-        for fut in queue:
-            preds, errs, count = fut.result()
-            for pred in preds:
-                run.write(pred)
-            for err in errs:
-                run.failed(*err)
-            done += count
-            if progress:
-                progress(done, len(todo))
-            nxt = next(it, None)
-            if nxt is not None:
-                queue.add(submit(nxt))
-    except BaseException:
-        run.sink.close()
         raise
     return run.finish()
