@@ -82,8 +82,12 @@ def collect(
     limit: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     labelled: bool = True,
+    cache_dir: str | Path | None = None,
 ) -> Collected:
-    """Run ``ensemble`` over a folder; ``labelled=False`` takes every set of an unlabelled one."""
+    """Run ``ensemble`` over a folder; ``labelled=False`` takes every set of an unlabelled one.
+
+    ``cache_dir``: keep the members' outputs there (:mod:`.engine.member_cache`) and take
+    those already kept instead of running the members again."""
     from .engine.stream import iter_predictions
     from .imageset import find_sets
     from .labels import multi_hot
@@ -104,31 +108,40 @@ def collect(
         ids, y, table = [s.id for s in sources], None, None
     want_att = labelled and ensemble.has_attention and (folder / MASKS).is_dir()
     want_emb = ensemble.embedding_member is not None
-    probs, members, embs, intensity, features = [], {}, [], [], []
-    hits = pairs = 0
-    for item in iter_predictions(ensemble, sources, tta=tta, batch_size=batch_size,
-                                 need_attention=want_att, need_embeddings=want_emb):
-        for _source, exc in item.failed:
-            raise exc  # every field of a labelled folder counts: the first unreadable one stops
-        pred = item.prediction
-        if pred.failures:
-            i, message = next(iter(pred.failures.items()))
-            raise TrainingError(f"image set {pred.ids[i]!r} in {folder}: {message}")
-        probs.append(pred.probs)
-        intensity.append(pred.domain_intensity)
-        features.append(pred.domain_features)
-        for name, p in pred.member_probs.items():
-            members.setdefault(name, []).append(p)
-        if want_att and pred.attention is not None:
-            for j, source in enumerate(item.sources):
-                mpath = mask_path(folder, source.id)
-                if mpath.is_file():
-                    h, t = pointing_hits(pred.attention[j], load_masks(mpath), table.targets[source.id])
-                    hits, pairs = hits + h, pairs + t
-        if want_emb and pred.embeddings is not None:
-            embs.append(pred.embeddings)
-        if progress is not None:
-            progress(item.done, item.total)
+    if cache_dir is not None:
+        from .engine.member_cache import MemberCache
+
+        ensemble.member_cache = MemberCache(cache_dir, sources)
+    try:
+        probs, members, embs, intensity, features = [], {}, [], [], []
+        hits = pairs = 0
+        for item in iter_predictions(ensemble, sources, tta=tta, batch_size=batch_size,
+                                     need_attention=want_att, need_embeddings=want_emb):
+            for _source, exc in item.failed:
+                raise exc  # every field of a labelled folder counts: the first unreadable one stops
+            pred = item.prediction
+            if pred.failures:
+                i, message = next(iter(pred.failures.items()))
+                raise TrainingError(f"image set {pred.ids[i]!r} in {folder}: {message}")
+            probs.append(pred.probs)
+            intensity.append(pred.domain_intensity)
+            features.append(pred.domain_features)
+            for name, p in pred.member_probs.items():
+                members.setdefault(name, []).append(p)
+            if want_att and pred.attention is not None:
+                for j, source in enumerate(item.sources):
+                    mpath = mask_path(folder, source.id)
+                    if mpath.is_file():
+                        h, t = pointing_hits(pred.attention[j], load_masks(mpath), table.targets[source.id])
+                        hits, pairs = hits + h, pairs + t
+            if want_emb and pred.embeddings is not None:
+                embs.append(pred.embeddings)
+            if progress is not None:
+                progress(item.done, item.total)
+    finally:
+        if ensemble.member_cache is not None:
+            ensemble.member_cache.save()  # what was computed counts, even after an interruption
+            ensemble.member_cache = None
     ab = table.extra.get("Antibody", {}) if table is not None else {}
     return Collected(
         ids=list(ids),
@@ -265,12 +278,15 @@ def build_ensemble(
     stack_c: float = 1.0,
     request=None,
     progress=None,
+    cache_dir: str | Path | None = None,
 ) -> tuple[Path, EvalReport]:
     """Fit thresholds on ``val`` and write ``out`` (the manifest); returns (path, report on val).
 
     ``stack``: also fit the per-class logistic combination of the members (``stacking`` in
     the manifest; L2 strength ``1 / stack_c``) on ``val`` and the thresholds on its output.
     ``request``: the ``ProviderRequest`` the members run under (default: auto, all cores).
+    ``cache_dir``: where the members' outputs on ``val`` are kept, so that building again
+    with other weights, thresholds or stacking does not rerun them (None: not kept).
     """
     from .engine import Ensemble, EnsembleSpec, MemberSpec, ProviderRequest
     from .engine.ensemble import Stacking
@@ -308,7 +324,8 @@ def build_ensemble(
     )
     request = request or ProviderRequest()
     ens = Ensemble(spec, [load_member(m, request) for m in spec.members])
-    col = collect(ens, val, labels, tta=tta, batch_size=batch_size, progress=progress)
+    col = collect(ens, val, labels, tta=tta, batch_size=batch_size, progress=progress,
+                  cache_dir=cache_dir)
     ratios = class_ratios(ratios_from) if ratios_from else None
     if stack:
         member_stack = np.stack(list(col.member_probs.values()))

@@ -28,6 +28,7 @@ CORE = [
     "napari_hpa.engine.stream",
     "napari_hpa.engine.sink",
     "napari_hpa.engine.cluster",
+    "napari_hpa.engine.member_cache",
     "napari_hpa.classify",
     "napari_hpa.similar",
     "napari_hpa.bundled",

@@ -107,6 +107,18 @@ def load_member(spec: MemberSpec, request: ProviderRequest = ProviderRequest()) 
 
 
 @dataclass
+class MemberOutput:
+    """One member's answer for a batch, its TTA views combined (what a cache keeps)."""
+
+    probs: np.ndarray  # [N, 28]
+    plain_logits: np.ndarray  # [N, 28] of the untransformed view, for the domain
+    nonfinite: np.ndarray  # [N] bool: some output of some view was NaN or infinite
+    attention: np.ndarray | None = None  # [N, 28, h, w] on the untransformed field
+    embedding: np.ndarray | None = None  # [N, D] mean over the views, L2-normalised
+    plain_embedding: np.ndarray | None = None  # [N, D] the untransformed view's (members with one)
+
+
+@dataclass
 class Prediction:
     """What the ensemble says about a batch of image sets."""
 
@@ -172,6 +184,8 @@ class Ensemble:
         self.thresholds = np.asarray(thresholds, dtype=np.float32)
         self.embedding_member = self._pick_embedding_member()
         self.domain = self._load_domain()
+        #: outputs kept per member and image id (:class:`.member_cache.MemberCache`), or None
+        self.member_cache = None
 
     @classmethod
     def load(
@@ -298,44 +312,73 @@ class Ensemble:
         need_attention: bool = True,
         need_embeddings: bool = True,
     ) -> Prediction:
-        """Predict for the output of :meth:`prepare`, one dict per image set."""
+        """Predict for the output of :meth:`prepare`, one dict per image set.
+
+        With a :attr:`member_cache` (``ensemble build``), a member whose outputs for these
+        ids are cached is not run again."""
         tta = tta or self.spec.tta
         if tta not in tta_mod.TTA_MODES:
             raise ValueError(f"unknown TTA {tta!r}; choose one of {', '.join(tta_mod.TTA_MODES)}")
-        transforms = tta_mod.TTA_MODES[tta]
-        n = len(prepared)
         inputs = {size: np.stack([p[size] for p in prepared]) for size in self.input_sizes}
-        member_probs: dict[str, np.ndarray] = {}
-        maps, map_weights = [], []
-        embeddings = None
-        plain_logits, plain_embedding = [], None  # the untransformed view, for the domain
-        failures: dict[int, str] = {}
+        cache = self.member_cache if ids is not None else None
+        outputs: dict[str, MemberOutput] = {}
         for member in self.members:
-            size = member.info.input_size
             want_att = need_attention and member.info.has_attention
             want_emb = need_embeddings and member is self.embedding_member
-            probs_t, att_t, emb_t = [], [], []
-            for t in transforms:
-                out = member.run(np.ascontiguousarray(tta_mod.apply(inputs[size], t)))
-                for i in np.flatnonzero(~np.all([np.isfinite(v.reshape(n, -1)).all(1) for v in out.values()], 0)):
-                    failures.setdefault(int(i), f"the model {member.name!r} gave NaN or infinite outputs for "
-                                                "this field: it is not answered")
-                if t == tta_mod.IDENTITY:
-                    plain_logits.append(out["logits"])
-                    if member is self.embedding_member:
-                        plain_embedding = out["embedding"]
-                probs_t.append(sigmoid(out["logits"].astype(np.float32)))
-                if want_att:
-                    att_t.append(tta_mod.invert(out["attention"], t))
-                if want_emb:
-                    emb_t.append(out["embedding"])
-            member_probs[member.name] = tta_mod.combine(np.stack(probs_t), self.spec.combine)
-            if want_att:
-                maps.append(tta_mod.combine(np.stack(att_t), self.spec.combine))
+            out = (cache.get(member, ids, tta, self.spec.combine, want_att, want_emb)
+                   if cache is not None else None)
+            if out is None:
+                out = self.run_member(member, inputs[member.info.input_size], tta, want_att, want_emb)
+                if cache is not None:
+                    cache.put(member, ids, tta, self.spec.combine, out)
+            outputs[member.name] = out
+        return self.combine(outputs, inputs[min(self.input_sizes)], ids)
+
+    def run_member(self, member: Member, x: np.ndarray, tta: str, want_attention: bool,
+                   want_embedding: bool) -> MemberOutput:
+        """One member's outputs for a ``[N, 4, S, S]`` batch, combined over the TTA views."""
+        n = len(x)
+        probs_t, att_t, emb_t = [], [], []
+        nonfinite = np.zeros(n, dtype=bool)
+        plain_logits = plain_embedding = embedding = attention = None
+        for t in tta_mod.TTA_MODES[tta]:
+            out = member.run(np.ascontiguousarray(tta_mod.apply(x, t)))
+            nonfinite |= ~np.all([np.isfinite(v.reshape(n, -1)).all(1) for v in out.values()], 0)
+            if t == tta_mod.IDENTITY:
+                plain_logits = out["logits"]
+                plain_embedding = out.get("embedding")
+            probs_t.append(sigmoid(out["logits"].astype(np.float32)))
+            if want_attention:
+                att_t.append(tta_mod.invert(out["attention"], t))
+            if want_embedding:
+                emb_t.append(out["embedding"])
+        if want_attention:
+            attention = tta_mod.combine(np.stack(att_t), self.spec.combine)
+        if want_embedding:
+            e = np.mean(emb_t, axis=0)
+            embedding = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+        return MemberOutput(tta_mod.combine(np.stack(probs_t), self.spec.combine), plain_logits,
+                            nonfinite, attention, embedding, plain_embedding)
+
+    def combine(self, outputs: dict[str, MemberOutput], small: np.ndarray,
+                ids: Sequence[str] | None = None) -> Prediction:
+        """The ensemble's answer from its members' (``outputs``, in member order) and the
+        batch at the smallest input size (``small``, for the domain verdicts)."""
+        n = len(small)
+        failures: dict[int, str] = {}
+        maps, map_weights = [], []
+        embeddings = None
+        for member in self.members:
+            out = outputs[member.name]
+            for i in np.flatnonzero(out.nonfinite):
+                failures.setdefault(int(i), f"the model {member.name!r} gave NaN or infinite outputs for "
+                                            "this field: it is not answered")
+            if out.attention is not None:
+                maps.append(out.attention)
                 map_weights.append(member.spec.weight)
-            if want_emb:
-                e = np.mean(emb_t, axis=0)
-                embeddings = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+            if out.embedding is not None:
+                embeddings = out.embedding
+        member_probs = {name: out.probs for name, out in outputs.items()}
         stacked = np.stack(list(member_probs.values()))
         if self.spec.stacking is not None:
             probs = self.spec.stacking.apply(stacked)
@@ -351,6 +394,8 @@ class Ensemble:
                 w = np.ones_like(w)
             attention = np.tensordot(w / w.sum(), stack, axes=1).astype(np.float32)
         labels = apply_thresholds(probs, self.thresholds, self.spec.min_one_label)
+        if embeddings is not None and failures:
+            embeddings = embeddings.copy()  # a cached member's rows stay as they were
         for i in failures:
             probs[i] = np.nan
             labels[i] = False
@@ -358,10 +403,11 @@ class Ensemble:
                 attention[i] = np.nan
             if embeddings is not None:
                 embeddings[i] = np.nan
-        small = inputs[min(self.input_sizes)]
         intensity = np.stack([intensity_features(x) for x in small])
+        plain_embedding = (outputs[self.embedding_member.name].plain_embedding
+                           if self.embedding_member is not None else None)
         features = (plain_embedding if plain_embedding is not None
-                    else np.concatenate(plain_logits, axis=1)).astype(np.float64)
+                    else np.concatenate([o.plain_logits for o in outputs.values()], axis=1)).astype(np.float64)
         problems = [input_problems(x) for x in small]
         for i, message in failures.items():
             features[i] = np.nan
