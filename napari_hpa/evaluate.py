@@ -24,7 +24,7 @@ import numpy as np
 
 from .classes import CLASS_NAMES
 from .engine.domain import MIN_IMAGES
-from .errors import HPAError, TrainingError
+from .errors import TrainingError
 from .metrics import (
     apply_thresholds,
     f1_per_class,
@@ -49,29 +49,6 @@ class Collected:
     features: np.ndarray | None = None  # [N, d]
 
 
-def _load_labelled(folder: Path, labels: Path | None):
-    from .imageset import find_sets
-    from .labels import read_labels
-
-    if not folder.is_dir():
-        raise TrainingError(f"data folder {folder}: no such folder")
-    labels = labels or folder / "labels.csv"
-    if not labels.is_file():
-        raise TrainingError(f"labels CSV {labels}: no such file")
-    try:
-        table = read_labels(labels)
-    except HPAError as exc:
-        raise TrainingError(f"labels CSV is malformed: {exc}") from None
-    sources = {s.id: s for s in find_sets(folder)}
-    missing = [i for i in table.ids if i not in sources]
-    if missing:
-        raise TrainingError(
-            f"labels CSV {labels} names {len(missing)} id(s) without an image set in {folder}: "
-            + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-        )
-    return table, sources
-
-
 def collect(
     ensemble,
     folder: str | Path,
@@ -88,24 +65,26 @@ def collect(
 
     ``cache_dir``: keep the members' outputs there (:mod:`.engine.member_cache`) and take
     those already kept instead of running the members again."""
+    from .dataset import load_labelled
     from .engine.stream import iter_predictions
     from .imageset import find_sets
-    from .labels import multi_hot
     from .synth import MASKS, load_masks, mask_path
 
     folder = Path(folder)
     if labelled:
-        table, by_id = _load_labelled(folder, None if labels is None else Path(labels))
-        ids = table.ids[:limit] if limit else table.ids
-        sources = [by_id[k] for k in ids]
-        y = multi_hot(table.targets[k] for k in ids)
+        data = load_labelled(folder, labels)
+        ids = data.ids[:limit] if limit else data.ids
+        sources = [data.sources[k] for k in ids]
+        y = data.targets[: len(ids)].astype(bool)
+        targets, antibodies = data.table.targets, data.antibodies[: len(ids)]
     else:
         if not folder.is_dir():
             raise TrainingError(f"image folder {folder}: no such folder")
         sources = find_sets(folder)[:limit] if limit else find_sets(folder)
         if not sources:
             raise TrainingError(f"image folder {folder} holds no image sets")
-        ids, y, table = [s.id for s in sources], None, None
+        ids, y, targets = [s.id for s in sources], None, {}
+        antibodies = [""] * len(ids)
     want_att = labelled and ensemble.has_attention and (folder / MASKS).is_dir()
     want_emb = ensemble.embedding_member is not None
     if cache_dir is not None:
@@ -132,7 +111,7 @@ def collect(
                 for j, source in enumerate(item.sources):
                     mpath = mask_path(folder, source.id)
                     if mpath.is_file():
-                        h, t = pointing_hits(pred.attention[j], load_masks(mpath), table.targets[source.id])
+                        h, t = pointing_hits(pred.attention[j], load_masks(mpath), targets[source.id])
                         hits, pairs = hits + h, pairs + t
             if want_emb and pred.embeddings is not None:
                 embs.append(pred.embeddings)
@@ -142,13 +121,12 @@ def collect(
         if ensemble.member_cache is not None:
             ensemble.member_cache.save()  # what was computed counts, even after an interruption
             ensemble.member_cache = None
-    ab = table.extra.get("Antibody", {}) if table is not None else {}
     return Collected(
         ids=list(ids),
         y_true=y,
         probs=np.concatenate(probs),
         member_probs={k: np.concatenate(v) for k, v in members.items()},
-        antibodies=[ab.get(k, "") for k in ids],
+        antibodies=antibodies,
         pointing=(hits, pairs) if pairs else None,
         embeddings=np.concatenate(embs) if embs else None,
         intensity=np.concatenate(intensity),

@@ -50,18 +50,19 @@ class ReferenceIndex:
         return len(self.ids)
 
     def save(self, path: str | Path) -> Path:
+        from .fileio import atomic_save_npz
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp.npz")
-        np.savez(
-            tmp,
+        atomic_save_npz(
+            path,
+            compressed=False,
             ids=np.array(self.ids),
             embeddings=self.embeddings.astype(np.float32),
             targets=np.array([format_target(t) for t in self.targets]),
             paths=np.array(self.paths),
             ensemble=np.array(self.ensemble),
         )
-        tmp.replace(path)
         return path
 
     @classmethod

@@ -29,6 +29,8 @@ CORE = [
     "napari_hpa.engine.sink",
     "napari_hpa.engine.cluster",
     "napari_hpa.engine.member_cache",
+    "napari_hpa.dataset",
+    "napari_hpa.fileio",
     "napari_hpa.classify",
     "napari_hpa.similar",
     "napari_hpa.bundled",

@@ -297,7 +297,7 @@ class DomainModel:
         }
 
     def save(self, path: str | Path) -> Path:
-        from ..labels import atomic_write_bytes
+        from ..fileio import atomic_write_bytes
 
         arrays = {"meta": np.array(json.dumps(self.meta()))}
         for part in self.parts.values():

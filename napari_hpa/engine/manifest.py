@@ -103,7 +103,7 @@ def _relative(path: Path, folder: Path) -> str:
 def write_manifest(spec: EnsembleSpec, path: str | Path) -> Path:
     """Write ``spec`` as ``path``; a member file outside the manifest's folder is first linked
     (or copied) into it, so that an ensemble folder holds everything it names."""
-    from ..labels import atomic_write_text
+    from ..fileio import atomic_write_text
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

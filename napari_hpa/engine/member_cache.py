@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fileio import atomic_save_npz
 from ..imageset import SetSource
 from .ensemble import Member, MemberOutput
 
@@ -74,10 +75,8 @@ class _Entry:
         names = set.intersection(*(set(self.rows[i][1]) for i in ids))
         arrays = {k: np.stack([self.rows[i][1][k] for i in ids]) for k in _ARRAYS if k in names}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp.npz")
-        np.savez_compressed(tmp, ids=np.array(ids), signatures=np.array([self.rows[i][0] for i in ids]),
-                            **arrays)
-        os.replace(tmp, self.path)
+        atomic_save_npz(self.path, ids=np.array(ids),
+                        signatures=np.array([self.rows[i][0] for i in ids]), **arrays)
         self.dirty = False
 
 

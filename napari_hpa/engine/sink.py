@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from ..classes import CLASS_NAMES
+from ..fileio import atomic_save_npz, atomic_write_group
 from ..imageset import SetSource
-from ..labels import atomic_write_group, format_target, parse_target
+from ..labels import format_target, parse_target
 from .ensemble import Prediction
 
 ErrorCallback = Callable[[str, str, str], None]  # id, path, message
@@ -168,7 +168,7 @@ class ResultSink:
                     {True: "true", False: "false", None: ""}[v.in_domain], v.reason,
                 ])
             if self.outputs.attention_dir is not None and pred.attention is not None:
-                _save_npz(
+                atomic_save_npz(
                     self.outputs.attention_dir / f"{image_id}.npz",
                     attention=pred.attention[i].astype(np.float16),
                     classes=np.array(CLASS_NAMES),
@@ -239,12 +239,6 @@ def _previous_rows(final: Path | None) -> dict[str, list[str]]:
     rows = _read_rows(final)
     rows.update(_read_rows(_partial(final)))
     return rows
-
-
-def _save_npz(path: Path, **arrays) -> None:
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
 
 
 def _read_embeddings(path: Path) -> dict[str, np.ndarray]:

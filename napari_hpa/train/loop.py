@@ -26,9 +26,9 @@ random state alone, so how often it runs does not change the trained weights.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
-import os
 import random
 import sys
 import time
@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from ..errors import TrainingError
+from ..fileio import atomic_write_bytes
 from ..labels import write_probabilities
 from .data import DataSpec, HPADataset, check_masks, describe_data, load_data, make_folds
 from . import CROP_TARGETS, MAP_WEIGHT
@@ -129,9 +130,9 @@ def build_kwargs(cfg: TrainConfig, spec: DataSpec) -> dict:
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def load_checkpoint(path: str | Path) -> dict:
