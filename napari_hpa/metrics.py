@@ -51,7 +51,7 @@ def macro_f1(y_true, y_pred) -> float:
 
 def apply_thresholds(probs, thresholds, min_one_label: bool = True) -> np.ndarray:
     """``probs >= thresholds``; with ``min_one_label`` the top class of each row is forced on."""
-    from .engine.ensemble import apply_thresholds as _apply
+    from .thresholds import apply_thresholds as _apply
 
     return _apply(np.asarray(probs, dtype=np.float32), np.asarray(thresholds, np.float32), min_one_label)
 

@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from ..classes import CLASS_NAMES, DEFAULT_THRESHOLD, NUM_CLASSES
+from ..thresholds import apply_thresholds, logit, sigmoid  # noqa: F401 (importable from here too)
 from ..errors import HPAError
 from ..imageset import check_values, to_model_input
 from . import tta as tta_mod
@@ -141,24 +142,6 @@ class Prediction:
 
     def label_names(self, i: int) -> list[str]:
         return [CLASS_NAMES[c] for c in self.label_indices(i)]
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))
-
-
-def logit(p: np.ndarray, eps: float = 1e-7) -> np.ndarray:
-    """The inverse of :func:`sigmoid`, in float64, with ``p`` clipped to ``[eps, 1 - eps]``."""
-    p = np.clip(np.asarray(p, dtype=np.float64), eps, 1 - eps)
-    return np.log(p) - np.log1p(-p)
-
-
-def apply_thresholds(probs: np.ndarray, thresholds, min_one_label: bool) -> np.ndarray:
-    """Labels ``probs >= thresholds``; with ``min_one_label`` the top class is always on."""
-    labels = probs >= np.asarray(thresholds, dtype=probs.dtype)
-    if min_one_label and len(probs):
-        labels[np.arange(len(probs)), probs.argmax(axis=1)] = True
-    return labels
 
 
 def _resize_maps(maps: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

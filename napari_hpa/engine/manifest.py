@@ -47,7 +47,7 @@ class Stacking:
 
     def apply(self, member_probs: np.ndarray) -> np.ndarray:
         """``[members, N, 28]`` member probabilities -> ``[N, 28]`` ensemble probabilities."""
-        from .ensemble import logit, sigmoid
+        from ..thresholds import logit, sigmoid
 
         z = self.bias + np.einsum("mc,mnc->nc", self.weights, logit(member_probs))
         return sigmoid(z)

@@ -104,7 +104,7 @@ def label_agreement(reference, other, x: np.ndarray, thresholds=None, min_one_la
     set, and the largest logit difference.
     """
     from ..classes import DEFAULT_THRESHOLD
-    from .ensemble import apply_thresholds, sigmoid
+    from ..thresholds import apply_thresholds, sigmoid
 
     def logits(sess):
         return np.concatenate([sess.run(["logits"], {"image": x[i:i + batch]})[0]
