@@ -15,29 +15,26 @@ from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
-    QDialogButtonBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QProgressBar,
     QPushButton,
     QScrollArea,
-    QSpinBox,
-    QStyledItemDelegate,
     QTableWidget,
     QTableWidgetItem,
-    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
 
 from ._common import ErrorLabel
+from ._models import ImportDialog, model_card_dialog
+from ._table import BarDelegate, NumberItem
 from ..classes import CHANNEL_STAINS, CHANNELS, CLASS_NAMES, NUM_CLASSES
 from ..classify import Classification, LayerSelectionError, channel_groups, classify, stack_channels, verdict_text
 from ..engine.providers import PROVIDER_CHOICES, ProviderRequest
@@ -52,82 +49,6 @@ VERDICT_STYLE = {
     False: "color: #ffffff; background: #a8322d; padding: 4px;",
     None: "color: #c8c8c8;",
 }
-
-
-class ImportDialog(QDialog):
-    """What cannot be read from a foreign model file: where to put it, its size, its outputs."""
-
-    def __init__(self, source: Path, parent=None):
-        super().__init__(parent)
-        self.setWindowTitle(f"Import {source.name}")
-        form = QFormLayout(self)
-        form.addRow(QLabel(
-            "The model is made into a napari-hpa ensemble folder. The published HPA 2018 "
-            "1st-place DenseNet121 needs no options; leave the others empty to detect them."))
-        self.out_edit = QLineEdit(str(source.parent / f"{source.stem.split('.')[0]}-napari-hpa"))
-        form.addRow("new folder", self.out_edit)
-        self.size_spin = QSpinBox()
-        self.size_spin.setRange(0, 4096)
-        self.size_spin.setSpecialValueText("detect")
-        form.addRow("input size (px)", self.size_spin)
-        self.outputs_edit = QLineEdit()
-        self.outputs_edit.setPlaceholderText("detect (e.g. probabilities,features)")
-        form.addRow("outputs", self.outputs_edit)
-        self.calib_edit = QLineEdit()
-        self.calib_edit.setPlaceholderText("optional: 40+ fields like the model's, for its domain")
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse_calib)
-        row = QHBoxLayout()
-        row.addWidget(self.calib_edit, 1)
-        row.addWidget(browse)
-        form.addRow("calibration fields", row)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
-
-    def _browse_calib(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Calibration fields")
-        if folder:
-            self.calib_edit.setText(folder)
-
-    def choices(self):
-        """``(out, ImportOptions)`` as filled in."""
-        from ..importer import ImportOptions
-
-        outputs = [k.strip() for k in self.outputs_edit.text().split(",") if k.strip()]
-        calib = self.calib_edit.text().strip()
-        return Path(self.out_edit.text().strip()), ImportOptions(
-            input_size=self.size_spin.value() or None, outputs=outputs or None,
-            calib=Path(calib) if calib else None,
-        )
-
-
-class _BarDelegate(QStyledItemDelegate):
-    """Draws a probability cell as a bar with its value."""
-
-    def paint(self, painter, option, index):
-        value = index.data(Qt.ItemDataRole.UserRole)
-        if value is None:
-            return super().paint(painter, option, index)
-        painter.save()
-        rect = option.rect.adjusted(2, 3, -2, -3)
-        painter.fillRect(rect, QColor(60, 60, 60))
-        bar = rect.adjusted(0, 0, -int(rect.width() * (1 - float(value))), 0)
-        painter.fillRect(bar, QColor(70, 160, 230))
-        painter.setPen(QColor(240, 240, 240))
-        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, f"{float(value):.3f}")
-        painter.restore()
-
-
-class _NumberItem(QTableWidgetItem):
-    """A table item that sorts by its number, not its text."""
-
-    def __lt__(self, other):
-        a, b = self.data(Qt.ItemDataRole.UserRole), other.data(Qt.ItemDataRole.UserRole)
-        if a is None or b is None:
-            return super().__lt__(other)
-        return float(a) < float(b)
 
 
 class ClassifierWidget(QWidget):
@@ -254,7 +175,7 @@ class ClassifierWidget(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.table.horizontalHeader().setSortIndicator(1, Qt.SortOrder.DescendingOrder)
         self.table.itemSelectionChanged.connect(self._on_table_selection)
-        self._bar = _BarDelegate(self.table)
+        self._bar = BarDelegate(self.table)
         self.table.setMinimumHeight(300)
         layout.addWidget(self.table, 1)
 
@@ -321,14 +242,7 @@ class ClassifierWidget(QWidget):
         if card is None:
             self._show_error("this ensemble has no MODEL_CARD.md beside it")
             return None
-        dialog = QDialog(self)
-        dialog.setWindowTitle(f"Model card: {card.parent.name}")
-        browser = QTextBrowser(dialog)
-        browser.setMarkdown(card.read_text(encoding="utf-8"))
-        QVBoxLayout(dialog).addWidget(browser)
-        dialog.resize(820, 700)
-        dialog.show()
-        return dialog
+        return model_card_dialog(card, self)
 
     def _choose_models(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -552,7 +466,7 @@ class ClassifierWidget(QWidget):
 
     @staticmethod
     def _number(value: float, bar: bool) -> QTableWidgetItem:
-        item = _NumberItem("" if bar else f"{float(value):.3f}")
+        item = NumberItem("" if bar else f"{float(value):.3f}")
         item.setData(Qt.ItemDataRole.UserRole, float(value))
         return item
 
