@@ -86,6 +86,7 @@ import numpy as np
 from PIL import Image
 
 from .classes import CHANNELS, KAGGLE_COUNTS, KAGGLE_TOTAL_IMAGES, NUM_CLASSES
+from .errors import SynthError
 from .labels import write_labels
 
 __all__ = [
@@ -190,7 +191,7 @@ def _first_label_probs(freq: str) -> np.ndarray:
 
 def _check_freq(freq: str) -> None:
     if freq not in FREQS:
-        raise ValueError(f"unknown freq {freq!r}: expected one of {', '.join(FREQS)}")
+        raise SynthError(f"unknown freq {freq!r}: expected one of {', '.join(FREQS)}")
 
 
 def draw_labels(rng: np.random.Generator, freq: str = "uniform") -> tuple[int, ...]:
@@ -1165,7 +1166,7 @@ def _seedseq(seed) -> np.random.SeedSequence:
         return seed
     if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0:
         return np.random.SeedSequence(int(seed))
-    raise ValueError(f"seed must be a non-negative integer or a numpy SeedSequence, not {seed!r}")
+    raise SynthError(f"seed must be a non-negative integer or a numpy SeedSequence, not {seed!r}")
 
 
 def generate_field(
@@ -1193,7 +1194,7 @@ def generate_field(
     labels = tuple(sorted({int(c) for c in labels}))
     for c in labels:
         if not 0 <= c < NUM_CLASSES:
-            raise ValueError(f"class index {c} is outside 0-{NUM_CLASSES - 1}")
+            raise SynthError(f"class index {c} is outside 0-{NUM_CLASSES - 1}")
     if antibody_params is None:
         antibody_params = draw_antibody_params(base, labels)
     if id is None:
@@ -1213,11 +1214,11 @@ def generate_field(
 
 def _check_size(size) -> int:
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
-        raise ValueError(f"size must be an integer, not {size!r}")
+        raise SynthError(f"size must be an integer, not {size!r}")
     if size < 64:
-        raise ValueError(f"size must be at least 64 pixels, not {size}")
+        raise SynthError(f"size must be at least 64 pixels, not {size}")
     if size > 8192:
-        raise ValueError(f"size must be at most 8192 pixels, not {size}")
+        raise SynthError(f"size must be at most 8192 pixels, not {size}")
     return int(size)
 
 
@@ -1500,29 +1501,29 @@ def generate_dataset(
     speed.
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer, not {n!r}")
+        raise SynthError(f"n must be a positive integer, not {n!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, not {seed!r}")
+        raise SynthError(f"seed must be a non-negative integer, not {seed!r}")
     size = _check_size(size)
     _check_freq(freq)
     try:
         noise_rate = float(noise_rate)
     except (TypeError, ValueError):
-        raise ValueError(f"noise_rate must be a number in [0, 1], not {noise_rate!r}") from None
+        raise SynthError(f"noise_rate must be a number in [0, 1], not {noise_rate!r}") from None
     if not 0.0 <= noise_rate <= 1.0:
-        raise ValueError(f"noise_rate must be in [0, 1], not {noise_rate}")
+        raise SynthError(f"noise_rate must be in [0, 1], not {noise_rate}")
     if isinstance(fields_per_antibody, bool) or not isinstance(fields_per_antibody, (int, np.integer)) \
             or fields_per_antibody < 1:
-        raise ValueError(f"fields_per_antibody must be a positive integer, not {fields_per_antibody!r}")
+        raise SynthError(f"fields_per_antibody must be a positive integer, not {fields_per_antibody!r}")
     if isinstance(compress_level, bool) or compress_level not in range(10):
-        raise ValueError(f"compress_level must be an integer 0-9, not {compress_level!r}")
+        raise SynthError(f"compress_level must be an integer 0-9, not {compress_level!r}")
     n, seed, k_ab = int(n), int(seed), int(fields_per_antibody)
     out_dir = Path(out_dir)
     if (out_dir / "labels.csv").exists():
-        raise ValueError(f"{out_dir} already holds a dataset (labels.csv exists); "
+        raise SynthError(f"{out_dir} already holds a dataset (labels.csv exists); "
                          "choose a new or empty folder, nothing was written")
     if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"{out_dir} exists and is not a folder")
+        raise SynthError(f"{out_dir} exists and is not a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / MASKS).mkdir(exist_ok=True)
     params = {"generator_version": GENERATOR_VERSION, "n": n, "seed": seed, "size": size, "freq": freq,
