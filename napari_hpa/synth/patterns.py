@@ -9,12 +9,15 @@ whose pattern is a full-resolution texture (drawn by the renderer itself).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .layout import (
     MITOTIC,
     NORMAL,
     _bridge_pattern,
+    _Layout,
     _per_cell,
     _points_cyto,
     _points_nuc,
@@ -24,8 +27,22 @@ from .layout import (
 from .textures import _blur, _kernel, _pad_to, _splat, _textures
 
 
+@dataclass
 class _Ctx:
-    pass
+    """What the painters read about one field: its layout, its random generator
+    and per-pixel maps at work resolution (``lay.r`` x ``lay.r``)."""
+
+    rng: np.random.Generator
+    lay: _Layout
+    grid: np.ndarray  # (2, r, r) float32: the y and x coordinate of each pixel
+    interphase: np.ndarray  # bool: not a pixel of a mitotic cell
+    low: np.ndarray  # low-frequency modulation (a random crop of the texture bank's "low")
+    low_speck: np.ndarray  # another crop of "low", clipped to [-2.5, 2.5] and halved
+    speck: np.ndarray  # speckle noise (a crop of "speck")
+    speck_pos: np.ndarray  # ``speck`` clipped to [0, 2.5]
+    cell_soft: np.ndarray  # 1 inside cells, fading to 0 over the outer 1/14 of ``lay.rc``
+    nuc_soft: np.ndarray  # 1 inside interphase nuclei, fading at the nucleus edge
+    nucleoli: np.ndarray  # nucleoli (0-1) inside nuclei
 
 
 # ----------------------------------------------------------------------------

@@ -114,24 +114,10 @@ def _check_size(size) -> int:
     return int(size)
 
 
-def _render(rng, size, labels, ab):
-    tex = _textures()
-    lay = _layout(rng, size, labels)
-    r, S, px = lay.r, size, lay.px
-    n = len(lay.cells)
-    kind_px = np.append(lay.cells.kind, -1)[lay.lab]
-    ctx = _Ctx()
-    ctx.rng, ctx.lay = rng, lay
-    ctx.grid = np.mgrid[0:r, 0:r].astype(np.float32)
-    ctx.interphase = kind_px != MITOTIC
-    ctx.low = _crop(tex["low"], r, r, rng)
-    ctx.low_speck = np.clip(_crop(tex["low"], r, r, rng), -2.5, 2.5) * 0.5
-    ctx.speck = _crop(tex["speck"], r, r, rng)
-    ctx.speck_pos = np.clip(ctx.speck, 0, 2.5)
-    # soft edges (work res)
-    ctx.cell_soft = np.clip((1.0 - lay.rc) * 14.0, 0, 1).astype(np.float32) * lay.inside
-    ctx.nuc_soft = np.clip(-lay.sd / (0.9 * px * 2) + 0.5, 0, 1).astype(np.float32) * (lay.rn < 2) * ctx.interphase
-    # nucleoli (always: blue holes, class 0 exclusion, classes 2/3)
+def _nucleoli(rng, lay):
+    """The nucleoli map (0-1, inside nuclei): always drawn, as holes in the blue
+    channel, the exclusion of class 0 and the pattern of classes 2 and 3."""
+    r, px = lay.r, lay.px
     ys = [q[0] for q in lay.nucleoli]
     xs = [q[1] for q in lay.nucleoli]
     rads = np.array([q[2] for q in lay.nucleoli])
@@ -142,7 +128,33 @@ def _render(rng, size, labels, ab):
     nucl = _splat((r, r), ys, xs, bank, kidx)
     nucl2 = _splat((r, r), np.array(ys) + rng.normal(0, 1.2 * px * 2, len(ys)),
                    np.array(xs) + rng.normal(0, 1.2 * px * 2, len(xs)), bank, kidx) if len(ys) else nucl
-    ctx.nucleoli = np.clip(np.maximum(nucl, 0.8 * nucl2), 0, 1) * lay.nuc
+    return np.clip(np.maximum(nucl, 0.8 * nucl2), 0, 1) * lay.nuc
+
+
+def _render(rng, size, labels, ab):
+    tex = _textures()
+    lay = _layout(rng, size, labels)
+    r, S, px = lay.r, size, lay.px
+    n = len(lay.cells)
+    kind_px = np.append(lay.cells.kind, -1)[lay.lab]
+    interphase = kind_px != MITOTIC
+    low = _crop(tex["low"], r, r, rng)
+    low_speck = np.clip(_crop(tex["low"], r, r, rng), -2.5, 2.5) * 0.5
+    speck = _crop(tex["speck"], r, r, rng)
+    ctx = _Ctx(
+        rng=rng,
+        lay=lay,
+        grid=np.mgrid[0:r, 0:r].astype(np.float32),
+        interphase=interphase,
+        low=low,
+        low_speck=low_speck,
+        speck=speck,
+        speck_pos=np.clip(speck, 0, 2.5),
+        # soft edges (work res)
+        cell_soft=np.clip((1.0 - lay.rc) * 14.0, 0, 1).astype(np.float32) * lay.inside,
+        nuc_soft=np.clip(-lay.sd / (0.9 * px * 2) + 0.5, 0, 1).astype(np.float32) * (lay.rn < 2) * interphase,
+        nucleoli=_nucleoli(rng, lay),
+    )
 
     # per-cell brightness
     def gains(sd_, lo=0.25):
