@@ -66,3 +66,9 @@ class SessionError(HPAError):
 class TrainingError(HPAError):
     """Bad input to training, export, evaluation or ensemble building (data folder,
     labels, architecture, checkpoint): raised before any long work starts."""
+
+
+class SynthError(HPAError, ValueError):
+    """Bad arguments to the synthetic data generator (size, seed, frequencies, class indices,
+    output folder): the message names the argument and the value given.  Also a
+    ``ValueError``, which the generator raised before."""

@@ -12,6 +12,7 @@ from PIL import Image
 from napari_hpa import synth
 from napari_hpa.classes import CHANNELS, NUM_CLASSES
 from napari_hpa.labels import read_labels
+from napari_hpa.synth import dataset as synth_dataset
 
 SIZE = 128
 
@@ -232,8 +233,8 @@ def test_noise_files_exact(dataset):
 @pytest.mark.parametrize("rate,n", [(0.5, 7), (1.0, 4), (0.01, 30)])
 def test_noise_count(tmp_path, rate, n, monkeypatch):
     # rendering is not what is tested here: make it trivial
-    monkeypatch.setattr(synth, "write_field", lambda out_dir, fld, level=0: None)
-    monkeypatch.setattr(synth, "generate_field", _fake_field)
+    monkeypatch.setattr(synth_dataset, "write_field", lambda out_dir, fld, level=0: None)
+    monkeypatch.setattr(synth_dataset, "generate_field", _fake_field)
     s = synth.generate_dataset(tmp_path / "d", n, 1, size=64, noise_rate=rate)
     assert len(s.noisy) == round(rate * n)
     with open(tmp_path / "d" / "noise.csv", newline="") as fh:
