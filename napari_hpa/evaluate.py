@@ -65,10 +65,9 @@ def collect(
 
     ``cache_dir``: keep the members' outputs there (:mod:`.engine.member_cache`) and take
     those already kept instead of running the members again."""
-    from .dataset import load_labelled
+    from .dataset import MASKS, load_labelled, load_masks, mask_path
     from .engine.stream import iter_predictions
     from .imageset import find_sets
-    from .synth import MASKS, load_masks, mask_path
 
     folder = Path(folder)
     if labelled:

@@ -91,7 +91,7 @@ from .labelsets import (
     draw_label_sets,
     draw_labels,
 )
-from .masks import MASKS, load_masks, mask_path, save_masks
+from ..dataset import MASKS, load_masks, mask_path, save_masks  # a labelled folder's masks
 from .render import (
     SAMPLE_LABELS,
     SAMPLE_SEED,

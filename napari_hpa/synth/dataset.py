@@ -24,7 +24,7 @@ from ..classes import CHANNELS, NUM_CLASSES
 from ..errors import SynthError
 from ..labels import atomic_write_text, write_labels
 from .labelsets import _check_freq, _rng, draw_antibody_params, draw_labels
-from .masks import MASKS, mask_path, save_masks
+from ..dataset import MASKS, mask_path, save_masks
 from .render import SyntheticField, _check_size, generate_field
 
 GENERATOR_VERSION = "2"

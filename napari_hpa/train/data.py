@@ -101,7 +101,7 @@ MASK_GRID = 4  # input pixels per cell of the presence grids that window targets
 
 def check_masks(spec: DataSpec, indices) -> None:
     """Every image in ``indices`` has a mask file (``--crop-targets masks``), else a clear error."""
-    from ..synth import mask_path
+    from ..dataset import mask_path
 
     paths = (mask_path(spec.folder, spec.ids[i]) for i in indices)
     missing = [p for p in paths if not p.is_file()]
@@ -190,7 +190,7 @@ class HPADataset(_torch_dataset_base()):
     def grid(self, i: int) -> np.ndarray:
         """Presence grids of image ``i``'s labelled classes (``--crop-targets masks``), kept once made."""
         if i not in self.grids:
-            from ..synth import load_masks, mask_path
+            from ..dataset import load_masks, mask_path
 
             masks = load_masks(mask_path(self.spec.folder, self.spec.ids[i]))
             self.grids[i] = presence_grids(masks, np.flatnonzero(self.spec.targets[i]), self.size)

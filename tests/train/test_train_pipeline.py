@@ -270,7 +270,7 @@ def test_window_targets_drop_classes_whose_mask_lies_outside():
 
 
 def test_crop_targets_masks_trains_on_what_the_window_shows(tiny_data, tmp_path):
-    from napari_hpa.synth import load_masks
+    from napari_hpa.dataset import load_masks
     from napari_hpa.train.data import MASK_GRID, HPADataset, augment, load_data
 
     spec = load_data(tiny_data)
