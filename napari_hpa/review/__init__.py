@@ -1,4 +1,5 @@
-"""Label review: the session store (:mod:`.store`) and the queue orders (:mod:`.ordering`).
+"""Label review: the session store (:mod:`.store`, over :mod:`.db`, :mod:`.edits`,
+:mod:`.queue`, :mod:`.highlights` and :mod:`.export`) and the queue orders (:mod:`.ordering`).
 
 Core layer: no Qt, napari or torch.  ``cleanlab`` is imported only when a queue
 that needs it is built.
