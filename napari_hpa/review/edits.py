@@ -4,8 +4,10 @@ one transaction, undo and redo, and the history.
 Undo and redo never delete: :meth:`EditLog.invert` with ``"undo"`` appends the inverse of
 the latest edit not yet undone (``kind='undo'``, ``undoes`` = its seq), and with ``"redo"``
 the inverse of the latest undo (``kind='redo'``) -- redo is the undo of an undo.  Any
-other edit clears the redo stack, as in an editor.  The stacks are rebuilt from the log
-on each call, so they survive a restart and are shared by every process using the file.
+other edit clears the redo stack, as in an editor.  The stacks are a fold over the log
+in ``seq`` order; each call folds in only the edits appended since the previous call (by
+this process or any other), so they survive a restart and are shared by every process
+using the file without the whole log being read each time.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ class EditLog:
 
     def __init__(self, db: SessionDB):
         self._db = db
+        self._seen = 0  # the latest seq folded into the stacks (0: none)
+        self._undo: list[int] = []
+        self._redo: list[int] = []
 
     # ------------------------------------------------------------------ appending
 
@@ -97,9 +102,18 @@ class EditLog:
     # ------------------------------------------------------------------ undo, redo
 
     def _stacks(self, c) -> tuple[list[int], list[int]]:
-        undo: list[int] = []
-        redo: list[int] = []
-        for seq, kind in c.execute("SELECT seq, kind FROM edits ORDER BY seq"):
+        """The undo and redo stacks (seqs), brought up to date in the transaction ``c``."""
+        new = c.execute(
+            "SELECT seq, kind FROM edits WHERE seq >= ? ORDER BY seq", (self._seen,)
+        ).fetchall()
+        if self._seen:
+            if new and new[0][0] == self._seen:
+                new = new[1:]
+            else:  # not the log folded so far (another file in its place): fold it afresh
+                self._seen, self._undo, self._redo = 0, [], []
+                new = c.execute("SELECT seq, kind FROM edits ORDER BY seq").fetchall()
+        undo, redo = self._undo, self._redo
+        for seq, kind in new:
             if kind == "undo":
                 if undo:
                     undo.pop()
@@ -111,6 +125,7 @@ class EditLog:
             else:
                 undo.append(seq)
                 redo.clear()
+            self._seen = seq
         return undo, redo
 
     def invert(self, which: str, reviewer: str) -> Edit | None:
