@@ -26,6 +26,8 @@ CORE = [
     "napari_hpa.review.queue",
     "napari_hpa.review.highlights",
     "napari_hpa.review.export",
+    "napari_hpa.review.prefetch",
+    "napari_hpa.review.view",
     "napari_hpa.review.ordering",
     "napari_hpa.review.cli",
     "napari_hpa.engine",

@@ -29,11 +29,8 @@ they reach the review, and a Labels layer keeps its own painting undo.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from contextlib import nullcontext
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 from qtpy.QtCore import Qt, QTimer, Signal
@@ -56,11 +53,13 @@ from qtpy.QtWidgets import (
 
 from .._reader import image_set_layers
 from ._common import ErrorLabel
-from ..classes import CHANNELS, CLASSES, NUM_CLASSES
+from ..classes import CLASSES, NUM_CLASSES
 from ..errors import HPAError
-from ..imageset import CHANNEL_EXTENSIONS, ImageSet, read_set
+from ..imageset import ImageSet
 from ..review import ORDERS, ReviewSession
 from ..review.ordering import NEEDS_PROBABILITIES
+from ..review.prefetch import LoadedSet, PrefetchCache
+from ..review.view import review_view
 
 MESSAGE_STYLE = "color: #ffb347; font-weight: bold;"
 #: Highlight colours (background of the class row) and their legend text.
@@ -92,43 +91,6 @@ def keys_legend() -> str:
     return keys + " · Space toggles a class"
 
 
-@dataclass(frozen=True)
-class LoadedSet:
-    """The outcome of reading one id's image set (in the prefetch pool)."""
-
-    id: str
-    image_set: ImageSet | None
-    message: str | None  # why there is no image set
-    read_ms: float
-
-
-def missing_message(session: ReviewSession, image_id: str) -> str:
-    folder = session.images_dir
-    exts = ",".join(CHANNEL_EXTENSIONS)
-    if folder is None:
-        return (f"images missing for {image_id} (the session has no images folder; expected "
-                f"{image_id}_{{{','.join(CHANNELS)}}}.{{{exts}}})")
-    return (f"images missing for {image_id} (expected {folder}/{image_id}_"
-            f"{{{','.join(CHANNELS)}}}.{{{exts}}} or {folder}/{image_id}.tif)")
-
-
-def load_set(session: ReviewSession, image_id: str) -> LoadedSet:
-    """Find and read the image set of ``image_id``; never raises (runs in a pool thread)."""
-    t0 = time.perf_counter()
-    try:
-        source = session.image_source(image_id)
-        if source is None:
-            image_set, message = None, missing_message(session, image_id)
-        else:
-            image_set, message = read_set(source), None
-    except HPAError as exc:
-        image_set, message = None, f"images missing or unreadable for {image_id}: {exc}"
-    except Exception as exc:  # a closed session, an unexpected reader failure
-        image_set = None
-        message = f"cannot read the images of {image_id}: {type(exc).__name__}: {exc}"
-    return LoadedSet(image_id, image_set, message, (time.perf_counter() - t0) * 1000)
-
-
 class ReviewWidget(QWidget):
     """Review and correct the labels of a review session, one image at a time."""
 
@@ -155,8 +117,7 @@ class ReviewWidget(QWidget):
         self.last_show_ms: float | None = None
         #: of which, milliseconds the session took to commit the new position (an fsync)
         self.last_store_ms: float | None = None
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="hpa-review-read")
-        self._cache: OrderedDict[str, Future] = OrderedDict()
+        self._cache = PrefetchCache(workers=2)
         self._wanted: str | None = None
         self._nav_t0 = time.perf_counter()
         self._layers: list = []
@@ -628,12 +589,12 @@ class ReviewWidget(QWidget):
 
     def _refresh(self) -> None:
         s = self.session
-        has = s is not None and s.current_id is not None
+        view = None if s is None else review_view(s)
         for w in [*self.class_checks.values(), self.accept_button, self.reviewed_check,
                   self.undo_button, self.redo_button, self.note_edit, self.prev_button,
                   self.next_button, self.jump_edit]:
-            w.setEnabled(has)
-        if not has:
+            w.setEnabled(view is not None)
+        if view is None:
             self.id_label.setText("–" if s is None else "the queue is empty")
             self._remove_layers()
             self.shown_image_id = self._wanted = None
@@ -642,28 +603,20 @@ class ReviewWidget(QWidget):
             if s is None:
                 self.session_label.setText("No session open.")
             return
-        image_id = s.current_id
-        queue = s.queue_ids
-        rec = s.record(image_id)
-        hl = s.highlights(image_id)
-        self.id_label.setText(image_id)
-        self.position_label.setText(f"{s.position + 1} / {len(queue)}")
-        order, cfilter = s.queue_order, s.class_filter
+        self.id_label.setText(view.id)
+        self.position_label.setText(f"{view.position + 1} / {view.queue_length}")
         if not self.busy:
-            self.queue_status.setText(
-                f"{ORDERS.get(order, order)}"
-                + (f", labelled {', '.join(str(k) for k in cfilter)}" if cfilter else "")
-                + f": {len(queue)} images")
-        self._set_combo(self.order_combo, order)
-        self._set_combo(self.filter_combo, cfilter[0] if cfilter else None)
+            self.queue_status.setText(view.queue_text)
+        self._set_combo(self.order_combo, view.order)
+        self._set_combo(self.filter_combo, view.class_filter[0] if view.class_filter else None)
 
-        thresholds = s.thresholds
-        labels = set(rec.labels)
+        thresholds = view.thresholds
+        labels = set(view.labels)
         self._flags = {}
         for k in range(NUM_CLASSES):
             check = self.class_checks[k]
             check.setChecked(k in labels)
-            flag = hl.flag(k)
+            flag = view.flags[k]
             self._flags[k] = flag
             colour = {"labelled_improbable": IMPROBABLE_COLOUR,
                       "probable_unlabelled": UNLABELLED_COLOUR}.get(flag)
@@ -671,33 +624,27 @@ class ReviewWidget(QWidget):
             if check.styleSheet() != style:  # restyling is slow: only on change
                 check.setStyleSheet(style)
             prob = self.prob_labels[k]
-            if rec.probs is None:
+            if view.probs is None:
                 prob.setText("")
                 prob.setToolTip("")
             else:
-                p = float(rec.probs[k])
+                p = float(view.probs[k])
                 prob.setText(f"<b>{p:.2f}</b>" if p >= thresholds[k] else f"{p:.2f}")
                 prob.setToolTip(f"p = {p:.4f}, threshold {thresholds[k]:.2f}")
             if prob.styleSheet() != style:
                 prob.setStyleSheet(style)
-            orig = "labelled at import" if k in rec.original else "not labelled at import"
+            orig = "labelled at import" if k in view.original else "not labelled at import"
             check.setToolTip(f"{orig}; Space toggles")
-        predicted = s.predicted(image_id)
-        changed = " (changed)" if rec.changed else ""
-        self.predicted_label.setText(
-            f"labels{changed}: {' '.join(map(str, rec.labels)) or 'none'}"
-            f" · imported: {' '.join(map(str, rec.original)) or 'none'}"
-            + (f" · model: {' '.join(map(str, predicted))}" if predicted is not None else "")
-            + (f" · P(labels right) {rec.score:.2g}" if rec.score is not None else ""))
-        self.accept_button.setEnabled(predicted is not None)
-        self.reviewed_check.setChecked(rec.reviewed)
-        if not self.note_edit.isModified() or self.note_edit.text() == rec.note:
-            self.note_edit.setText(rec.note)
+        self.predicted_label.setText(view.labels_text)
+        self.accept_button.setEnabled(view.predicted is not None)
+        self.reviewed_check.setChecked(view.reviewed)
+        if not self.note_edit.isModified() or self.note_edit.text() == view.note:
+            self.note_edit.setText(view.note)
             self.note_edit.setModified(False)
-        self.undo_button.setEnabled(s.can_undo)
-        self.redo_button.setEnabled(s.can_redo)
-        if image_id != self._wanted:
-            self._request_image(image_id)
+        self.undo_button.setEnabled(view.can_undo)
+        self.redo_button.setEnabled(view.can_redo)
+        if view.id != self._wanted:
+            self._request_image(view.id)
 
     @staticmethod
     def _set_combo(combo: QComboBox, data) -> None:
@@ -723,21 +670,11 @@ class ReviewWidget(QWidget):
         self._reset_cache()
 
     def _reset_cache(self) -> None:
-        for fut in self._cache.values():
-            fut.cancel()
         self._cache.clear()
-
-    def _future(self, image_id: str) -> Future:
-        fut = self._cache.get(image_id)
-        if fut is None or fut.cancelled():
-            fut = self._pool.submit(load_set, self.session, image_id)
-            self._cache[image_id] = fut
-        self._cache.move_to_end(image_id)
-        return fut
 
     def _request_image(self, image_id: str) -> None:
         self._wanted = image_id
-        fut = self._future(image_id)
+        fut = self._cache.request(self.session, image_id)
         if fut.done():
             self._display(fut.result())
         else:
@@ -750,21 +687,7 @@ class ReviewWidget(QWidget):
         s = self.session
         if s is None or self.prefetch <= 0:
             return
-        queue, pos = s.queue_ids, s.position
-        if not 0 <= pos < len(queue):
-            return
-        wanted = [pos + d for d in range(1, self.prefetch + 1)] + [pos - 1]
-        keep = {queue[pos]} | {queue[p] for p in wanted if 0 <= p < len(queue)}
-        for p in wanted:
-            if 0 <= p < len(queue):
-                self._future(queue[p])
-        if queue[pos] in self._cache:
-            self._cache.move_to_end(queue[pos])
-        while len(self._cache) > self.cache_size:
-            old = next((i for i in self._cache if i not in keep), None)
-            if old is None:
-                break
-            self._cache.pop(old).cancel()
+        self._cache.prefetch(s, s.queue_ids, s.position, self.prefetch, self.cache_size)
 
     def _on_image_ready(self, image_id: str) -> None:
         if image_id != self._wanted or self.shown_image_id == image_id:
@@ -831,5 +754,5 @@ class ReviewWidget(QWidget):
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt)
         self.unbind_keys()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._cache.shutdown()
         super().closeEvent(event)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -64,6 +65,22 @@ def stored_scores(db: SessionDB) -> np.ndarray | None:
     if all(v is None for v in vals):
         return None
     return np.array([np.nan if v is None else v for v in vals], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """The persisted queue and where the review stands in it, read at one time."""
+
+    ids: tuple[str, ...]  # the queue
+    position: int  # as stored (the current id is clamped to the queue)
+    order: str
+    class_filter: list[int] | None
+
+    @property
+    def current_id(self) -> str | None:
+        if not self.ids:
+            return None
+        return self.ids[min(self.position, len(self.ids) - 1)]
 
 
 class Queue:
@@ -149,6 +166,14 @@ class Queue:
         if self._cache is None:
             return self._ids(self.order, self.class_filter)
         return self._cache
+
+    def cursor(self) -> Cursor:
+        """The queue, position, order and class filter, from one query of the state."""
+        state = self._db.states()
+        order = state.get("order") or "listed"
+        class_filter = json.loads(state.get("class_filter") or "null")
+        return Cursor(self._ids(order, class_filter), int(state.get("position") or 0), order,
+                      class_filter)
 
     @property
     def position(self) -> int:

@@ -31,7 +31,7 @@ from . import export as _export
 from .db import SCHEMA_VERSION, SCORE_KIND, SessionDB, create_file
 from .edits import EDIT_KINDS, Edit, EditLog, default_reviewer
 from .highlights import Highlights, highlights_of, predicted_set
-from .queue import Queue, compute_issues, stored_scores
+from .queue import Cursor, Queue, compute_issues, stored_scores
 
 
 @dataclass(frozen=True)
@@ -223,6 +223,13 @@ class ReviewSession:
         p = self._db.probs(probs)
         return self._highlights(self._db.target(labels), p, issues, basis)
 
+    def record_with_highlights(self, image_id: str) -> tuple[ImageRecord, Highlights]:
+        """:meth:`record` and :meth:`highlights` of one image, from one query."""
+        rec, issues, basis = self._record(image_id)
+        if rec.probs is None:
+            return rec, Highlights()
+        return rec, self._highlights(rec.labels, rec.probs, issues, basis)
+
     def labels_array(self) -> np.ndarray:
         """``(N, 28)`` bool of the current labels, input order."""
         return self._db.labels_array()
@@ -413,6 +420,11 @@ class ReviewSession:
     def queue_ids(self) -> tuple[str, ...]:
         """The persisted queue (all ids as listed until :meth:`set_queue` is called)."""
         return self._queue.ids
+
+    @property
+    def cursor(self) -> Cursor:
+        """The persisted queue, position, order and class filter, read together."""
+        return self._queue.cursor()
 
     @property
     def position(self) -> int:
