@@ -150,7 +150,8 @@ class Queue:
     def class_filter(self) -> list[int] | None:
         return json.loads(self._db.state("class_filter") or "null")
 
-    def _ids(self, order: str, class_filter: list[int] | None) -> tuple[str, ...]:
+    def _load_ids(self, order: str, class_filter: list[int] | None) -> tuple[str, ...]:
+        """The persisted queue, given the stored order and filter: read once, then kept."""
         if self._cache is None:
             with self._db.lock:
                 rows = self._db.conn.execute("SELECT row FROM queue ORDER BY pos").fetchall()
@@ -164,7 +165,7 @@ class Queue:
     def ids(self) -> tuple[str, ...]:
         """The persisted queue (all ids as listed until :meth:`persist` is called)."""
         if self._cache is None:
-            return self._ids(self.order, self.class_filter)
+            return self._load_ids(self.order, self.class_filter)
         return self._cache
 
     def cursor(self) -> Cursor:
@@ -172,7 +173,7 @@ class Queue:
         state = self._db.states()
         order = state.get("order") or "listed"
         class_filter = json.loads(state.get("class_filter") or "null")
-        return Cursor(self._ids(order, class_filter), int(state.get("position") or 0), order,
+        return Cursor(self._load_ids(order, class_filter), int(state.get("position") or 0), order,
                       class_filter)
 
     @property
