@@ -315,7 +315,7 @@ def test_a_session_edit_that_cannot_be_saved_is_one_line_and_changes_nothing(tmp
 
     from napari_hpa.errors import SessionError
     from napari_hpa.review import ReviewSession
-    from napari_hpa.review.store import _write_failure
+    from napari_hpa.review.db import _write_failure
 
     (tmp_path / "labels.csv").write_text("Id,Target\na,0\n")
     path = tmp_path / "s.hpa"

@@ -8,125 +8,42 @@ a queue (cleanlab takes seconds on 31k ids) and exporting run in napari worker
 threads; image sets are read in a small background pool that prefetches the
 neighbours of the current image, so moving on shows an image already in memory.
 
-Keys (chosen not to clash with napari 0.9's own shortcuts; see :data:`KEYS`):
-
-=====================  ===========================================================
-Alt+Right / Alt+Left   next / previous image of the queue
-Alt+A                  accept the model's predicted label set
-Alt+R                  mark reviewed / not reviewed
-Ctrl+Z / Ctrl+Shift+Z  undo / redo (the session's undo: appends the inverse edit)
-Alt+J / Alt+N          focus the jump-to-id box / the note box
-Space                  toggles the focused class check box (Tab moves between them)
-=====================  ===========================================================
-
-The Alt keys are window-wide shortcuts, so they work wherever the focus is in
-the napari window (canvas with an image layer selected, layer list, this dock).
-Ctrl+Z / Ctrl+Shift+Z are bound in this dock and in the *viewer* keymap, which
-napari consults after the selected layer's keymap: with an image layer selected
-they reach the review, and a Labels layer keeps its own painting undo.
+Its parts: the queue box and the class panel (:mod:`.review_panels`), the keys (:mod:`.review_keys`, which
+lists them) and the image set's layers (:mod:`.review_layers`); what it shows is read by
+:func:`~napari_hpa.review.view.review_view` and the image sets by
+:mod:`napari_hpa.review.prefetch`.
 """
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
-from contextlib import nullcontext
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 from qtpy.QtCore import Qt, QTimer, Signal
-from qtpy.QtGui import QKeySequence
 from qtpy.QtWidgets import (
     QCheckBox,
-    QComboBox,
     QFileDialog,
-    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
-    QScrollArea,
-    QShortcut,
     QVBoxLayout,
     QWidget,
 )
 
-from .._reader import image_set_layers
-from ._common import ErrorLabel
-from ..classes import CHANNELS, CLASSES, NUM_CLASSES
 from ..errors import HPAError
-from ..imageset import CHANNEL_EXTENSIONS, ImageSet, read_set
 from ..review import ORDERS, ReviewSession
-from ..review.ordering import NEEDS_PROBABILITIES
+from ..review.prefetch import LoadedSet, PrefetchCache
+from ..review.view import review_view
+from ._common import ErrorLabel
+from .review_keys import KEYS, bind_keys, keys_legend, unbind_viewer_keys
+from .review_layers import SetLayers
+from .review_panels import ClassPanel, QueuePanel
 
 MESSAGE_STYLE = "color: #ffb347; font-weight: bold;"
-#: Highlight colours (background of the class row) and their legend text.
-IMPROBABLE_COLOUR = "#b5452f"  # labelled, but the model finds it improbable
-UNLABELLED_COLOUR = "#2f6db5"  # probable, but not labelled
-COMPARTMENTS = ("nucleus", "nucleoli", "cytoplasm", "secretory", "cytoskeleton", "cell cycle",
-                "membranes")
-ALL_CLASSES = "all classes"
 PREFETCH_DELAY_MS = 60
-
-#: action -> (Qt key sequence, napari viewer-keymap key or None, what it does)
-KEYS: dict[str, tuple[str, str | None, str]] = {
-    "next": ("Alt+Right", None, "next image"),
-    "previous": ("Alt+Left", None, "previous image"),
-    "accept": ("Alt+A", None, "accept the model's predicted labels"),
-    "reviewed": ("Alt+R", None, "mark reviewed / not reviewed"),
-    "undo": ("Ctrl+Z", "Control-Z", "undo"),
-    "redo": ("Ctrl+Shift+Z", "Control-Shift-Z", "redo"),
-    "jump": ("Alt+J", None, "type an id to jump to"),
-    "note": ("Alt+N", None, "type a note"),
-}
-#: Keys that must yield to a layer's own binding (Labels: Ctrl+Z paints undo): bound
-#: to this dock only (Qt) and to the viewer keymap (napari asks the layer first).
-_LOCAL_KEYS = frozenset({"undo", "redo"})
-
-
-def keys_legend() -> str:
-    keys = " · ".join(f"{seq} {text}" for seq, _, text in KEYS.values())
-    return keys + " · Space toggles a class"
-
-
-@dataclass(frozen=True)
-class LoadedSet:
-    """The outcome of reading one id's image set (in the prefetch pool)."""
-
-    id: str
-    image_set: ImageSet | None
-    message: str | None  # why there is no image set
-    read_ms: float
-
-
-def missing_message(session: ReviewSession, image_id: str) -> str:
-    folder = session.images_dir
-    exts = ",".join(CHANNEL_EXTENSIONS)
-    if folder is None:
-        return (f"images missing for {image_id} (the session has no images folder; expected "
-                f"{image_id}_{{{','.join(CHANNELS)}}}.{{{exts}}})")
-    return (f"images missing for {image_id} (expected {folder}/{image_id}_"
-            f"{{{','.join(CHANNELS)}}}.{{{exts}}} or {folder}/{image_id}.tif)")
-
-
-def load_set(session: ReviewSession, image_id: str) -> LoadedSet:
-    """Find and read the image set of ``image_id``; never raises (runs in a pool thread)."""
-    t0 = time.perf_counter()
-    try:
-        source = session.image_source(image_id)
-        if source is None:
-            image_set, message = None, missing_message(session, image_id)
-        else:
-            image_set, message = read_set(source), None
-    except HPAError as exc:
-        image_set, message = None, f"images missing or unreadable for {image_id}: {exc}"
-    except Exception as exc:  # a closed session, an unexpected reader failure
-        image_set = None
-        message = f"cannot read the images of {image_id}: {type(exc).__name__}: {exc}"
-    return LoadedSet(image_id, image_set, message, (time.perf_counter() - t0) * 1000)
 
 
 class ReviewWidget(QWidget):
@@ -155,13 +72,11 @@ class ReviewWidget(QWidget):
         self.last_show_ms: float | None = None
         #: of which, milliseconds the session took to commit the new position (an fsync)
         self.last_store_ms: float | None = None
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="hpa-review-read")
-        self._cache: OrderedDict[str, Future] = OrderedDict()
+        self._cache = PrefetchCache(workers=2)
         self._wanted: str | None = None
         self._nav_t0 = time.perf_counter()
-        self._layers: list = []
+        self._set_layers = SetLayers(napari_viewer)
         self._worker = None
-        self._flags: dict[int, str | None] = {}
         self._viewer_keys: list[str] = []
         self._image_ready.connect(self._on_image_ready)
         # Prefetch starts a moment after an image is shown, so the reads do not compete with
@@ -196,34 +111,15 @@ class ReviewWidget(QWidget):
         self.error_label = ErrorLabel()
         layout.addWidget(self.error_label)
 
-        queue_box = QGroupBox("Queue")
-        grid = QGridLayout(queue_box)
-        self.order_combo = QComboBox()
-        for key, text in ORDERS.items():
-            self.order_combo.addItem(text, key)
-        self.order_combo.activated.connect(
-            lambda i: self.set_order(self.order_combo.itemData(i)))
-        grid.addWidget(QLabel("order"), 0, 0)
-        grid.addWidget(self.order_combo, 0, 1, 1, 2)
-        self.filter_combo = QComboBox()
-        self.filter_combo.addItem(ALL_CLASSES, None)
-        for c in CLASSES:
-            self.filter_combo.addItem(f"{c.index} {c.name}", c.index)
-        self.filter_combo.activated.connect(
-            lambda i: self.set_class_filter(self.filter_combo.itemData(i)))
-        grid.addWidget(QLabel("class filter"), 1, 0)
-        grid.addWidget(self.filter_combo, 1, 1, 1, 2)
-        self.jump_edit = QLineEdit()
-        self.jump_edit.setPlaceholderText(f"image id ({KEYS['jump'][0]})")
-        self.jump_edit.returnPressed.connect(lambda: self.jump(self.jump_edit.text().strip()))
-        jump_button = QPushButton("Go")
-        jump_button.clicked.connect(lambda: self.jump(self.jump_edit.text().strip()))
-        grid.addWidget(QLabel("jump to"), 2, 0)
-        grid.addWidget(self.jump_edit, 2, 1)
-        grid.addWidget(jump_button, 2, 2)
-        self.queue_status = QLabel()
-        grid.addWidget(self.queue_status, 3, 0, 1, 3)
-        layout.addWidget(queue_box)
+        self.queue_panel = QueuePanel()
+        self.queue_panel.order_chosen.connect(self.set_order)
+        self.queue_panel.filter_chosen.connect(self.set_class_filter)
+        self.queue_panel.jump_requested.connect(self.jump)
+        self.order_combo = self.queue_panel.order_combo
+        self.filter_combo = self.queue_panel.filter_combo
+        self.jump_edit = self.queue_panel.jump_edit
+        self.queue_status = self.queue_panel.status
+        layout.addWidget(self.queue_panel)
 
         nav = QHBoxLayout()
         self.prev_button = QPushButton("◀")
@@ -273,39 +169,11 @@ class ReviewWidget(QWidget):
         self.predicted_label.setWordWrap(True)
         layout.addWidget(self.predicted_label)
 
-        legend = QHBoxLayout()
-        for colour, text in ((IMPROBABLE_COLOUR, "labelled, improbable"),
-                             (UNLABELLED_COLOUR, "probable, not labelled")):
-            swatch = QLabel(f" {text} ")
-            swatch.setStyleSheet(f"background-color: {colour}; color: white; border-radius: 3px;")
-            legend.addWidget(swatch)
-        legend.addStretch(1)
-        layout.addLayout(legend)
-
-        classes = QWidget()
-        cl = QVBoxLayout(classes)
-        cl.setContentsMargins(0, 0, 0, 0)
-        self.class_checks: dict[int, QCheckBox] = {}
-        self.prob_labels: dict[int, QLabel] = {}
-        for comp in COMPARTMENTS:
-            box = QGroupBox(comp)
-            g = QGridLayout(box)
-            g.setVerticalSpacing(1)
-            for r, c in enumerate(x for x in CLASSES if x.compartment == comp):
-                check = QCheckBox(f"{c.index} {c.name}")
-                check.clicked.connect(lambda _=False, k=c.index: self.toggle_class(k))
-                prob = QLabel("")
-                prob.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                prob.setMinimumWidth(40)
-                g.addWidget(check, r, 0)
-                g.addWidget(prob, r, 1)
-                self.class_checks[c.index] = check
-                self.prob_labels[c.index] = prob
-            cl.addWidget(box)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(classes)
-        layout.addWidget(scroll, 1)
+        self.class_panel = ClassPanel()
+        self.class_panel.class_clicked.connect(self.toggle_class)
+        self.class_checks = self.class_panel.checks
+        self.prob_labels = self.class_panel.prob_labels
+        layout.addWidget(self.class_panel, 1)
 
         note_row = QHBoxLayout()
         self.note_edit = QLineEdit()
@@ -340,25 +208,11 @@ class ReviewWidget(QWidget):
             "jump": lambda: self._focus(self.jump_edit),
             "note": lambda: self._focus(self.note_edit),
         }
-        self.shortcuts: dict[str, QShortcut] = {}
-        for action, (seq, napari_key, _) in KEYS.items():
-            sc = QShortcut(QKeySequence(seq), self)
-            sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut if action in _LOCAL_KEYS
-                          else Qt.ShortcutContext.WindowShortcut)
-            sc.activated.connect(handlers[action])
-            self.shortcuts[action] = sc
-            if napari_key is not None:
-                handler = handlers[action]
-                self.viewer.bind_key(napari_key, lambda viewer, h=handler: h(), overwrite=True)
-                self._viewer_keys.append(napari_key)
+        self.shortcuts, self._viewer_keys = bind_keys(self, self.viewer, handlers)
 
     def unbind_keys(self) -> None:
         """Remove this widget's bindings from the viewer keymap."""
-        for key in self._viewer_keys:
-            try:
-                self.viewer.bind_key(key, None)
-            except Exception:  # already unbound
-                pass
+        unbind_viewer_keys(self.viewer, self._viewer_keys)
         self._viewer_keys = []
 
     def _focus(self, edit: QLineEdit) -> None:
@@ -439,10 +293,7 @@ class ReviewWidget(QWidget):
             f"{session.path.name}: {s['images']} images, {probs}; {s['changed']} changed, "
             f"{s['reviewed']} reviewed")
         self.session_label.setToolTip(str(session.path))
-        model = self.order_combo.model()
-        for i in range(self.order_combo.count()):
-            needs = self.order_combo.itemData(i) in NEEDS_PROBABILITIES
-            model.item(i).setEnabled(session.has_probabilities or not needs)
+        self.queue_panel.allow_orders(session.has_probabilities)
         self._nav_t0 = time.perf_counter()
         self._refresh()
         self.session_opened.emit(session)
@@ -463,17 +314,19 @@ class ReviewWidget(QWidget):
                       "finished": self._on_finished},
         )
         self.queue_status.setText(status)
-        for w in (self.order_combo, self.filter_combo, self.create_button, self.open_button,
-                  self.export_button):
-            w.setEnabled(False)
+        self._enable_file_controls(False)
         self._worker.start()
 
     def _on_finished(self) -> None:
         self._worker = None
+        self._enable_file_controls(True)
+        self._refresh()
+
+    def _enable_file_controls(self, enabled: bool) -> None:
+        """The queue and file controls, disabled while a worker runs."""
         for w in (self.order_combo, self.filter_combo, self.create_button, self.open_button,
                   self.export_button):
-            w.setEnabled(True)
-        self._refresh()
+            w.setEnabled(enabled)
 
     def _on_failure(self, exc: Exception) -> None:
         self._show_error(str(exc) if isinstance(exc, HPAError) else f"{type(exc).__name__}: {exc}")
@@ -628,12 +481,12 @@ class ReviewWidget(QWidget):
 
     def _refresh(self) -> None:
         s = self.session
-        has = s is not None and s.current_id is not None
+        view = None if s is None else review_view(s)
         for w in [*self.class_checks.values(), self.accept_button, self.reviewed_check,
                   self.undo_button, self.redo_button, self.note_edit, self.prev_button,
                   self.next_button, self.jump_edit]:
-            w.setEnabled(has)
-        if not has:
+            w.setEnabled(view is not None)
+        if view is None:
             self.id_label.setText("–" if s is None else "the queue is empty")
             self._remove_layers()
             self.shown_image_id = self._wanted = None
@@ -642,79 +495,30 @@ class ReviewWidget(QWidget):
             if s is None:
                 self.session_label.setText("No session open.")
             return
-        image_id = s.current_id
-        queue = s.queue_ids
-        rec = s.record(image_id)
-        hl = s.highlights(image_id)
-        self.id_label.setText(image_id)
-        self.position_label.setText(f"{s.position + 1} / {len(queue)}")
-        order, cfilter = s.queue_order, s.class_filter
-        if not self.busy:
-            self.queue_status.setText(
-                f"{ORDERS.get(order, order)}"
-                + (f", labelled {', '.join(str(k) for k in cfilter)}" if cfilter else "")
-                + f": {len(queue)} images")
-        self._set_combo(self.order_combo, order)
-        self._set_combo(self.filter_combo, cfilter[0] if cfilter else None)
+        self.id_label.setText(view.id)
+        self.position_label.setText(f"{view.position + 1} / {view.queue_length}")
+        self.queue_panel.show_view(view, status=not self.busy)
 
-        thresholds = s.thresholds
-        labels = set(rec.labels)
-        self._flags = {}
-        for k in range(NUM_CLASSES):
-            check = self.class_checks[k]
-            check.setChecked(k in labels)
-            flag = hl.flag(k)
-            self._flags[k] = flag
-            colour = {"labelled_improbable": IMPROBABLE_COLOUR,
-                      "probable_unlabelled": UNLABELLED_COLOUR}.get(flag)
-            style = f"background-color: {colour}; color: white;" if colour else ""
-            if check.styleSheet() != style:  # restyling is slow: only on change
-                check.setStyleSheet(style)
-            prob = self.prob_labels[k]
-            if rec.probs is None:
-                prob.setText("")
-                prob.setToolTip("")
-            else:
-                p = float(rec.probs[k])
-                prob.setText(f"<b>{p:.2f}</b>" if p >= thresholds[k] else f"{p:.2f}")
-                prob.setToolTip(f"p = {p:.4f}, threshold {thresholds[k]:.2f}")
-            if prob.styleSheet() != style:
-                prob.setStyleSheet(style)
-            orig = "labelled at import" if k in rec.original else "not labelled at import"
-            check.setToolTip(f"{orig}; Space toggles")
-        predicted = s.predicted(image_id)
-        changed = " (changed)" if rec.changed else ""
-        self.predicted_label.setText(
-            f"labels{changed}: {' '.join(map(str, rec.labels)) or 'none'}"
-            f" · imported: {' '.join(map(str, rec.original)) or 'none'}"
-            + (f" · model: {' '.join(map(str, predicted))}" if predicted is not None else "")
-            + (f" · P(labels right) {rec.score:.2g}" if rec.score is not None else ""))
-        self.accept_button.setEnabled(predicted is not None)
-        self.reviewed_check.setChecked(rec.reviewed)
-        if not self.note_edit.isModified() or self.note_edit.text() == rec.note:
-            self.note_edit.setText(rec.note)
+        self.class_panel.show_view(view)
+        self.predicted_label.setText(view.labels_text)
+        self.accept_button.setEnabled(view.predicted is not None)
+        self.reviewed_check.setChecked(view.reviewed)
+        if not self.note_edit.isModified() or self.note_edit.text() == view.note:
+            self.note_edit.setText(view.note)
             self.note_edit.setModified(False)
-        self.undo_button.setEnabled(s.can_undo)
-        self.redo_button.setEnabled(s.can_redo)
-        if image_id != self._wanted:
-            self._request_image(image_id)
-
-    @staticmethod
-    def _set_combo(combo: QComboBox, data) -> None:
-        i = combo.findData(data)
-        if i >= 0 and combo.currentIndex() != i:
-            combo.blockSignals(True)
-            combo.setCurrentIndex(i)
-            combo.blockSignals(False)
+        self.undo_button.setEnabled(view.can_undo)
+        self.redo_button.setEnabled(view.can_redo)
+        if view.id != self._wanted:
+            self._request_image(view.id)
 
     def class_flags(self) -> dict[int, str | None]:
         """Per class, the highlight on screen: ``'labelled_improbable'``,
         ``'probable_unlabelled'`` or ``None`` (for tests and scripts)."""
-        return dict(self._flags)
+        return self.class_panel.flags()
 
     def shown_labels(self) -> tuple[int, ...]:
         """The classes whose check boxes are ticked."""
-        return tuple(k for k, c in self.class_checks.items() if c.isChecked())
+        return self.class_panel.checked()
 
     # ------------------------------------------------------------------ images
 
@@ -723,21 +527,11 @@ class ReviewWidget(QWidget):
         self._reset_cache()
 
     def _reset_cache(self) -> None:
-        for fut in self._cache.values():
-            fut.cancel()
         self._cache.clear()
-
-    def _future(self, image_id: str) -> Future:
-        fut = self._cache.get(image_id)
-        if fut is None or fut.cancelled():
-            fut = self._pool.submit(load_set, self.session, image_id)
-            self._cache[image_id] = fut
-        self._cache.move_to_end(image_id)
-        return fut
 
     def _request_image(self, image_id: str) -> None:
         self._wanted = image_id
-        fut = self._future(image_id)
+        fut = self._cache.request(self.session, image_id)
         if fut.done():
             self._display(fut.result())
         else:
@@ -750,21 +544,7 @@ class ReviewWidget(QWidget):
         s = self.session
         if s is None or self.prefetch <= 0:
             return
-        queue, pos = s.queue_ids, s.position
-        if not 0 <= pos < len(queue):
-            return
-        wanted = [pos + d for d in range(1, self.prefetch + 1)] + [pos - 1]
-        keep = {queue[pos]} | {queue[p] for p in wanted if 0 <= p < len(queue)}
-        for p in wanted:
-            if 0 <= p < len(queue):
-                self._future(queue[p])
-        if queue[pos] in self._cache:
-            self._cache.move_to_end(queue[pos])
-        while len(self._cache) > self.cache_size:
-            old = next((i for i in self._cache if i not in keep), None)
-            if old is None:
-                break
-            self._cache.pop(old).cancel()
+        self._cache.prefetch(s, s.queue_ids, s.position, self.prefetch, self.cache_size)
 
     def _on_image_ready(self, image_id: str) -> None:
         if image_id != self._wanted or self.shown_image_id == image_id:
@@ -775,7 +555,8 @@ class ReviewWidget(QWidget):
 
     def _display(self, loaded: LoadedSet) -> None:
         if loaded.image_set is not None:
-            self._show_set(loaded.image_set)
+            meta = {"hpa_review_session": str(self.session.path) if self.session else ""}
+            self._set_layers.show(loaded.image_set, meta)
             self.shown_message = None
             self.image_message.clear()
             self.image_message.hide()
@@ -788,38 +569,13 @@ class ReviewWidget(QWidget):
         self.last_show_ms = (time.perf_counter() - self._nav_t0) * 1000
         self.image_shown.emit(loaded.id)
 
-    def _show_set(self, image_set: ImageSet) -> None:
-        """Replace the previous set's four layers (in place when shape and dtype match)."""
-        meta = {"hpa_review_session": str(self.session.path) if self.session else ""}
-        tuples = image_set_layers(image_set, meta)
-        layers = [l for l in self._layers if l in self.viewer.layers]
-        if len(layers) == len(tuples) and all(
-            l.data.shape == d.shape and l.data.dtype == d.dtype
-            for l, (d, _, _) in zip(layers, tuples)
-        ):
-            # Same shapes: the viewer's dims need recomputing once, not after each layer.
-            relayout = getattr(self.viewer, "_on_layers_change", None)
-            for n, (layer, (data, kwargs, _)) in enumerate(zip(layers, tuples)):
-                last = n == len(layers) - 1
-                with (nullcontext() if last or relayout is None
-                      else layer.events.data.blocker(relayout)):
-                    layer.data = data
-                layer.metadata = kwargs["metadata"]
-                layer.name = kwargs["name"]
-            return
-        self._remove_layers()
-        self._layers = [self.viewer.add_image(data, **kwargs) for data, kwargs, _ in tuples]
-
     def _remove_layers(self) -> None:
-        for layer in self._layers:
-            if layer in self.viewer.layers:
-                self.viewer.layers.remove(layer)
-        self._layers = []
+        self._set_layers.remove()
 
     @property
     def image_layers(self) -> list:
         """The four layers of the image set on screen (empty when its images are missing)."""
-        return [l for l in self._layers if l in self.viewer.layers]
+        return self._set_layers.layers
 
     # ------------------------------------------------------------------ messages
 
@@ -831,5 +587,5 @@ class ReviewWidget(QWidget):
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt)
         self.unbind_keys()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._cache.shutdown()
         super().closeEvent(event)

@@ -1,4 +1,7 @@
-"""Label review: the session store (:mod:`.store`) and the queue orders (:mod:`.ordering`).
+"""Label review: the session store (:mod:`.store`, over :mod:`.db`, :mod:`.edits`,
+:mod:`.queue`, :mod:`.highlights` and :mod:`.export`), the queue orders (:mod:`.ordering`),
+and for a review view what it shows (:mod:`.view`) and the image sets it reads ahead
+(:mod:`.prefetch`).
 
 Core layer: no Qt, napari or torch.  ``cleanlab`` is imported only when a queue
 that needs it is built.

@@ -1,0 +1,226 @@
+"""The review queue of a session: the label-confidence scores and issue masks that the
+orders and highlights use, building a queue in an order of :mod:`.ordering` with a class
+filter, persisting it, and the cursor (position, current id, next, previous, jump).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..classes import NUM_CLASSES
+from ..errors import SessionError
+from ..labels import format_target
+from . import ordering
+from .db import SCORE_KIND, SessionDB
+
+
+def filter_classes(class_filter: int | Iterable[int] | None) -> list[int]:
+    if class_filter is None:
+        return []
+    if isinstance(class_filter, (int, np.integer)):
+        class_filter = [class_filter]
+    out = sorted({int(k) for k in class_filter})
+    for k in out:
+        if not 0 <= k < NUM_CLASSES:
+            raise ValueError(f"class index {k} is outside 0-{NUM_CLASSES - 1}")
+    return out
+
+
+def compute_issues(db: SessionDB) -> np.ndarray:
+    """The probability that each image's labels are right (input order,
+    :func:`.ordering.label_confidence`), stored with cleanlab's per-class issue mask."""
+    probs = db.probabilities_array()
+    if probs is None:
+        raise SessionError(
+            "has no model probabilities: import it with --probs to rank by suspicion",
+            path=db.path,
+        )
+    labels = db.labels_array()
+    scores = ordering.label_confidence(labels, probs)
+    mask = ordering.issue_mask(labels, probs)
+    weights = (1 << np.arange(NUM_CLASSES, dtype=np.int64))
+    bits = (mask.astype(np.int64) * weights).sum(axis=1)
+    basis = [format_target(np.flatnonzero(r)) for r in labels]
+    with db.write() as c:
+        c.executemany(
+            "UPDATE images SET score=?, issues=?, issues_basis=? WHERE row=?",
+            ((float(s), int(b), t, n) for n, (s, b, t) in enumerate(zip(scores, bits, basis))),
+        )
+        c.execute("INSERT OR REPLACE INTO meta VALUES ('score', ?)", (SCORE_KIND,))
+    db.meta["score"] = SCORE_KIND
+    return scores
+
+
+def stored_scores(db: SessionDB) -> np.ndarray | None:
+    """The stored :func:`compute_issues` scores (input order; NaN where not computed),
+    or ``None``."""
+    if db.meta.get("score") != SCORE_KIND:
+        return None  # none yet, or cleanlab's, stored by an earlier version
+    with db.lock:
+        vals = [r[0] for r in db.conn.execute("SELECT score FROM images ORDER BY row")]
+    if all(v is None for v in vals):
+        return None
+    return np.array([np.nan if v is None else v for v in vals], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """The persisted queue and where the review stands in it, read at one time."""
+
+    ids: tuple[str, ...]  # the queue
+    position: int  # as stored (the current id is clamped to the queue)
+    order: str
+    class_filter: list[int] | None
+
+    @property
+    def current_id(self) -> str | None:
+        if not self.ids:
+            return None
+        return self.ids[min(self.position, len(self.ids) - 1)]
+
+
+class Queue:
+    """The ``queue`` and ``state`` tables of one session file."""
+
+    def __init__(self, db: SessionDB):
+        self._db = db
+        self._cache: tuple[str, ...] | None = None
+
+    def build(
+        self, order: str = "listed", class_filter: int | Iterable[int] | None = None
+    ) -> list[str]:
+        """The ids in queue ``order`` with ``class_filter``, computed now; the
+        ``suspicious`` order stores the scores it computes (:func:`compute_issues`)."""
+        db = self._db
+        if order not in ordering.ORDERS:
+            raise ValueError(
+                f"unknown queue order {order!r}; choose one of {', '.join(ordering.ORDERS)}"
+            )
+        probs = db.probabilities_array()
+        if order in ordering.NEEDS_PROBABILITIES and probs is None:
+            raise SessionError(
+                f"has no model probabilities, which the queue order {order!r} "
+                f"({ordering.ORDERS[order]}) needs: import it with --probs",
+                path=db.path,
+            )
+        labels = db.labels_array()
+        scores = compute_issues(db) if order == "suspicious" else None
+        idx = ordering.order_indices(
+            order, labels, probs, db.reviewed_array(), db.thresholds, scores=scores
+        )
+        classes = filter_classes(class_filter)
+        if classes:
+            keep = labels[:, classes].any(axis=1)
+            idx = idx[keep[idx]]
+        return [db.ids[i] for i in idx]
+
+    def persist(
+        self, order: str = "listed", class_filter: int | Iterable[int] | None = None
+    ) -> list[str]:
+        """Build the queue and persist it with the position reset to 0."""
+        ids = self.build(order, class_filter)
+        classes = filter_classes(class_filter)
+        everything = order == "listed" and not classes
+        with self._db.write() as c:
+            c.execute("DELETE FROM queue")
+            if not everything:
+                c.executemany(
+                    "INSERT INTO queue VALUES (?, ?)",
+                    ((n, self._db.rows[i]) for n, i in enumerate(ids)),
+                )
+            c.executemany(
+                "INSERT OR REPLACE INTO state VALUES (?, ?)",
+                [("order", order), ("class_filter", json.dumps(classes or None)),
+                 ("position", "0")],
+            )
+        self._cache = tuple(ids)
+        return ids
+
+    # ------------------------------------------------------------------ persisted state
+
+    @property
+    def order(self) -> str:
+        return self._db.state("order") or "listed"
+
+    @property
+    def class_filter(self) -> list[int] | None:
+        return json.loads(self._db.state("class_filter") or "null")
+
+    def _load_ids(self, order: str, class_filter: list[int] | None) -> tuple[str, ...]:
+        """The persisted queue, given the stored order and filter: read once, then kept."""
+        if self._cache is None:
+            with self._db.lock:
+                rows = self._db.conn.execute("SELECT row FROM queue ORDER BY pos").fetchall()
+            everything = order == "listed" and not class_filter
+            self._cache = (
+                self._db.ids if everything else tuple(self._db.ids[r[0]] for r in rows)
+            )
+        return self._cache
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """The persisted queue (all ids as listed until :meth:`persist` is called)."""
+        if self._cache is None:
+            return self._load_ids(self.order, self.class_filter)
+        return self._cache
+
+    def cursor(self) -> Cursor:
+        """The queue, position, order and class filter, from one query of the state."""
+        state = self._db.states()
+        order = state.get("order") or "listed"
+        class_filter = json.loads(state.get("class_filter") or "null")
+        return Cursor(self._load_ids(order, class_filter), int(state.get("position") or 0), order,
+                      class_filter)
+
+    @property
+    def position(self) -> int:
+        """Index of the current image in :attr:`ids` (persisted)."""
+        return int(self._db.state("position") or 0)
+
+    @position.setter
+    def position(self, value: int) -> None:
+        value = int(value)
+        n = len(self.ids)
+        if not (0 <= value < max(n, 1)):
+            raise ValueError(f"position {value} is outside the queue (0-{max(n - 1, 0)})")
+        with self._db.write() as c:
+            c.execute("INSERT OR REPLACE INTO state VALUES ('position', ?)", (str(value),))
+
+    # ------------------------------------------------------------------ moving
+
+    @property
+    def current_id(self) -> str | None:
+        q = self.ids
+        if not q:
+            return None
+        return q[min(self.position, len(q) - 1)]
+
+    def next(self) -> str | None:
+        """Move to the next image of the queue (stays at the last); returns its id."""
+        q = self.ids
+        if q:
+            self.position = min(self.position + 1, len(q) - 1)
+        return self.current_id
+
+    def previous(self) -> str | None:
+        if self.ids:
+            self.position = max(self.position - 1, 0)
+        return self.current_id
+
+    def jump(self, image_id: str) -> int:
+        """Make ``image_id`` current; returns its queue position."""
+        self._db.row(image_id)
+        try:
+            pos = self.ids.index(image_id)
+        except ValueError:
+            raise SessionError(
+                f"image {image_id!r} is not in the current queue (order {self.order!r}, "
+                f"class filter {self.class_filter}); clear the filter to reach it",
+                path=self._db.path,
+            ) from None
+        self.position = pos
+        return pos
