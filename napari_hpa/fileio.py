@@ -86,7 +86,7 @@ def atomic_write_group(files: Mapping[Path, bytes]) -> list[Path]:
             Path(tmp).unlink(missing_ok=True)
         raise
     for folder in {(p.parent if str(p.parent) else Path(".")) for _, p in temps}:
-        _fsync_dir(folder)
+        fsync_dir(folder)
     return [p for _, p in temps]
 
 
@@ -96,7 +96,7 @@ def _umask() -> int:
     return mask
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     try:
         dfd = os.open(folder, os.O_RDONLY)
     except OSError:  # e.g. Windows: directories cannot be opened

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from .classes import NUM_CLASSES
 from .errors import LabelsCSVError
 # the atomic writer moved to .fileio; its names are still importable from here
-from .fileio import _fsync_dir, atomic_write_bytes, atomic_write_group, atomic_write_text, check_outputs  # noqa: F401
+from .fileio import atomic_write_bytes, atomic_write_group, atomic_write_text, check_outputs  # noqa: F401
 
 if TYPE_CHECKING:
     import numpy as np

@@ -43,10 +43,10 @@ import numpy as np
 
 from ..classes import NUM_CLASSES
 from ..errors import SessionError
+from ..fileio import fsync_dir
 from ..imageset import SetSource, find_sets
 from ..labels import (
     Target,
-    _fsync_dir,
     format_target,
     multi_hot,
     read_labels,
@@ -229,7 +229,7 @@ def create_file(
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(tmp + suffix).unlink(missing_ok=True)
         raise
-    _fsync_dir(folder_out)
+    fsync_dir(folder_out)
 
 
 class SessionDB:

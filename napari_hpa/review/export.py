@@ -10,7 +10,8 @@ import io
 import json
 from pathlib import Path
 
-from ..labels import atomic_write_group, labels_csv_text
+from ..fileio import atomic_write_group
+from ..labels import labels_csv_text
 from .db import SessionDB
 
 

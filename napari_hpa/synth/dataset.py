@@ -22,7 +22,8 @@ import numpy as np
 
 from ..classes import CHANNELS, NUM_CLASSES
 from ..errors import SynthError
-from ..labels import atomic_write_text, write_labels
+from ..fileio import atomic_write_text
+from ..labels import write_labels
 from .labelsets import _check_freq, _rng, draw_antibody_params, draw_labels
 from ..dataset import MASKS, mask_path, save_masks
 from .render import SyntheticField, _check_size, generate_field
