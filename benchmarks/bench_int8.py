@@ -4,7 +4,7 @@ For one architecture (random weights; default DenseNet121 at 512x512, the 1st-pl
 model) this exports fp32 ONNX, quantizes it several ways with onnxruntime's static
 quantization, and for each prints ms/image and, with ``--profile``, the share of time by
 operator type from onnxruntime's own profiler.  It answers "why does plain int8 not speed
-DenseNet up, and what does": see the README's performance section for the figures.
+DenseNet up, and what does": see benchmarks/RESULTS.md for the figures.
 
     python benchmarks/bench_int8.py [--arch densenet121] [--size 512] [--n 8] [--threads 2] [--profile]
 
