@@ -1,35 +1,42 @@
-"""The ONNX ensemble engine (core: onnxruntime, no torch, no Qt)."""
+"""The ONNX ensemble engine (core: onnxruntime, no torch, no Qt).
 
-from .contract import CONTRACT_VERSION, ModelContractError, ModelInfo, check_contract, contract_metadata
-from .ensemble import (
-    Ensemble,
-    EnsembleError,
-    EnsembleSpec,
-    MemberSpec,
-    Prediction,
-    apply_thresholds,
-    attention_layer_geometry,
-    read_manifest,
-    write_manifest,
-)
-from .providers import PROVIDER_CHOICES, ProviderError, ProviderRequest
+The names below are imported from their submodules on first use, so that a light
+submodule (``engine.tta``, ``engine.providers``) can be imported alone, e.g. by the
+command line's parser, without loading the manifest schema and the ensemble.
+"""
 
-__all__ = [
-    "CONTRACT_VERSION",
-    "PROVIDER_CHOICES",
-    "Ensemble",
-    "EnsembleError",
-    "EnsembleSpec",
-    "MemberSpec",
-    "ModelContractError",
-    "ModelInfo",
-    "Prediction",
-    "ProviderError",
-    "ProviderRequest",
-    "apply_thresholds",
-    "attention_layer_geometry",
-    "check_contract",
-    "contract_metadata",
-    "read_manifest",
-    "write_manifest",
-]
+from importlib import import_module
+
+_SUBMODULE = {
+    "CONTRACT_VERSION": "contract",
+    "ModelContractError": "contract",
+    "ModelInfo": "contract",
+    "check_contract": "contract",
+    "contract_metadata": "contract",
+    "Ensemble": "ensemble",
+    "EnsembleError": "ensemble",
+    "EnsembleSpec": "ensemble",
+    "MemberSpec": "ensemble",
+    "Prediction": "ensemble",
+    "apply_thresholds": "ensemble",
+    "attention_layer_geometry": "ensemble",
+    "read_manifest": "ensemble",
+    "write_manifest": "ensemble",
+    "PROVIDER_CHOICES": "providers",
+    "ProviderError": "providers",
+    "ProviderRequest": "providers",
+}
+
+__all__ = sorted(_SUBMODULE)  # noqa: PLE0605 (the names above)
+
+
+def __getattr__(name: str):
+    if name not in _SUBMODULE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{_SUBMODULE[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_SUBMODULE))
