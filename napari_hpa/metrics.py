@@ -145,6 +145,10 @@ def fit_stacking(member_probs, y_true, fallback_weights, C: float = 1.0) -> tupl
     return bias, weights
 
 
+#: How :func:`fit_thresholds` fits per-class thresholds.
+FIT_METHODS = ("f1", "ratio")
+
+
 def fit_thresholds(method: str, probs, y_true=None, ratios=None) -> np.ndarray:
     if method == "f1":
         if y_true is None:
@@ -156,7 +160,7 @@ def fit_thresholds(method: str, probs, y_true=None, ratios=None) -> np.ndarray:
                 raise ValueError("thresholds 'ratio' need class ratios or labels")
             ratios = _as_bool(y_true).mean(0)
         return fit_thresholds_ratio(probs, ratios)
-    raise ValueError(f"unknown threshold method {method!r}; choose f1 or ratio")
+    raise ValueError(f"unknown threshold method {method!r}; choose {' or '.join(FIT_METHODS)}")
 
 
 # --------------------------------------------------------------------------- attention

@@ -8,10 +8,14 @@ heavy imports so that ``napari-hpa --help`` stays fast; import the submodules:
 * :mod:`.data`    -- data folder + labels CSV, D4 / random-scale-crop augmentation, stratified folds
 * :mod:`.loop`    -- the training loop (checkpoints, resume, ``config.json``, ``log.csv``)
 * :mod:`.export`  -- ONNX export meeting the model contract, parity check, int8 quantisation
-* :mod:`.cli`     -- ``napari-hpa train`` and ``napari-hpa export``
+
+Their commands, ``napari-hpa train`` and ``napari-hpa export``, are in :mod:`napari_hpa.cli.train`.
 """
 
-ARCHS = ("densenet121", "dual-resnet34", "gapnet", "arcface-resnet", "timm:NAME")
+#: The architectures of :mod:`.models` by name (here, so that they can be read without torch).
+FIXED_ARCHS = ("densenet121", "dual-resnet34", "gapnet", "arcface-resnet")
+#: ... and any timm backbone with the 1st-place head.
+ARCHS = (*FIXED_ARCHS, "timm:NAME")
 #: Classification losses (see :mod:`.losses`); ``combo`` is the default.
 LOSSES = ("combo", "focal", "lovasz", "hardneg", "bce", "wbce")
 #: What a training window (``--crop``) learns to predict (see :mod:`.data`); ``image`` is the default.

@@ -38,11 +38,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import TrainingError
+from . import FIXED_ARCHS
 
 MEAN = (0.485, 0.456, 0.406, 0.485)
 STD = (0.229, 0.224, 0.225, 0.229)
-
-FIXED_ARCHS = ("densenet121", "dual-resnet34", "gapnet", "arcface-resnet")
 
 
 # --------------------------------------------------------------------------- pretrained weights
