@@ -3,17 +3,17 @@
 Takes a review session made from synthetic data generated with ``--noise-rate`` (so
 ``noise.csv`` names the corrupted ids) and, ideally, out-of-fold probabilities, e.g.::
 
-    napari-hpa synth data --n 1500 --seed 11 --noise-rate 0.05 --fields-per-antibody 4
+    napari-hpa synth --out data --n 1500 --seed 11 --noise-rate 0.05 --fields-per-antibody 4
     # a model trained on other data, e.g. the default ensemble's first-member run (MODEL_CARD.md)
-    napari-hpa train --data other --val-data val --arch timm:resnet10t --size 256 --crop 128 \\
+    napari-hpa train other --val-data val --arch timm:resnet10t --size 256 --crop 128 \\
         --epochs 12 --seed 1 --out runs/base
     for i in 0 1 2; do
-        napari-hpa train --data data --labels data/labels_noisy.csv --folds 3 --fold $i \\
+        napari-hpa train data --labels data/labels_noisy.csv --folds 3 --fold $i \\
             --arch timm:resnet10t --size 256 --crop 128 --epochs 12 --lr 3e-4 --init runs/base \\
             --out runs/fold$i
     done
-    napari-hpa labels import --images data --labels data/labels_noisy.csv \\
-        --probs runs/fold*/val_probs.csv --session noisy.hpa
+    napari-hpa labels import data/labels_noisy.csv --images data \\
+        --probs runs/fold*/val_probs.csv --out noisy.hpa
     python benchmarks/bench_noise_review.py noisy.hpa data/noise.csv
 
 With K the number of corrupted images, prints for each queue order the share of the

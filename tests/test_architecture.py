@@ -16,8 +16,7 @@ ROOT = Path(napari_hpa.__file__).parent
 NOT_CORE = ("napari_hpa._qt", "napari_hpa.train", "napari_hpa._reader", "napari_hpa._sample_data",
             "napari_hpa.demo")
 #: core modules that may import the napari adapters and training inside a command function
-COMMAND_LINE = ("napari_hpa.cli", "napari_hpa.ensemble_cli", "napari_hpa.models_cli",
-                "napari_hpa.review.cli")
+COMMAND_LINE = ("napari_hpa.cli",)
 #: a core module that hands one job to the training layer, inside the function that needs it
 TRAINING_FOR = {"napari_hpa.importer": "a PyTorch checkpoint is rebuilt by train.hpa_densenet"}
 MAX_LINES = 600

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import imageio.v3 as iio
 import pytest
@@ -89,3 +91,135 @@ def test_demo_without_a_display_says_what_to_do(tmp_path):
                           timeout=120, env=env)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and "xvfb-run -a napari-hpa" in proc.stderr
+
+
+# --------------------------------------------------------------------------- conventions
+
+# (new spelling, the previous release's): inputs positional, outputs --out, --threshold for values
+SPELLINGS = [
+    (["synth", "--out", "d", "--n", "2"], ["synth", "d", "--n", "2"]),
+    (["evaluate", "d", "-q"], ["evaluate", "--data", "d", "-q"]),
+    (["train", "d", "--arch", "gapnet", "--out", "r"], ["train", "--data", "d", "--arch", "gapnet", "--out", "r"]),
+    (["export", "r", "--out", "m.onnx", "--threshold", "0.4"], ["export", "r", "--out", "m.onnx", "--thresholds", "0.4"]),
+    (["models", "domain", "d", "--models", "m"], ["models", "domain", "--models", "m", "--images", "d"]),
+    (["labels", "import", "l.csv", "--images", "d", "--out", "s.hpa"],
+     ["labels", "import", "--images", "d", "--labels", "l.csv", "--session", "s.hpa"]),
+]
+# per command, the new spellings that --help shows and the old ones it no longer shows
+HELP = {
+    ("synth",): (["--out DIR"], ["OUT"]),
+    ("evaluate",): ([" DIR\n"], ["--data"]),
+    ("train",): ([" DIR\n", "--out RUN_DIR"], ["--data DIR"]),
+    ("export",): (["--threshold T"], ["--thresholds"]),
+    ("models", "domain"): ([" DIR\n"], ["--images"]),
+    ("labels", "import"): ([" CSV\n", "--out SESSION"], ["--labels", "--session"]),
+    ("ensemble", "build"): (["DIR MEMBER.onnx"], ["--val"]),
+}
+
+
+def _parsed(argv):
+    from napari_hpa.cli import build_parser
+
+    return {k: v for k, v in vars(build_parser().parse_args(argv)).items() if k != "func"}
+
+
+@pytest.mark.parametrize("new, old", SPELLINGS, ids=[" ".join(n[:2]) for n, _ in SPELLINGS])
+def test_new_and_old_spellings_mean_the_same(new, old):
+    assert _parsed(new) == _parsed(old)
+
+
+def test_ensemble_build_takes_the_folder_first_or_the_old_val():
+    from napari_hpa.cli.ensemble import _folder_and_members
+
+    new = _parsed(["ensemble", "build", "val", "a.onnx", "b.onnx", "--out", "e.json"])
+    old = _parsed(["ensemble", "build", "a.onnx", "b.onnx", "--val", "val", "--out", "e.json"])
+    one = _parsed(["ensemble", "build", "a.onnx", "--val", "val", "--out", "e.json"])
+    expected = (Path("val"), [Path("a.onnx"), Path("b.onnx")])
+    for args in (new, old):
+        assert _folder_and_members(argparse.Namespace(**args)) == expected
+    assert _folder_and_members(argparse.Namespace(**one)) == (Path("val"), [Path("a.onnx")])
+
+
+@pytest.mark.parametrize("command", sorted(HELP), ids=" ".join)
+def test_old_spellings_are_hidden_from_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    shown, hidden = HELP[command]
+    for new in shown:
+        assert new in text, (command, new)
+    for old in hidden:
+        assert old not in text, (command, old)
+
+
+def test_help_shows_the_conventions_and_required_inputs_as_required(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "what it writes is --out" in " ".join(capsys.readouterr().out.split())
+    with pytest.raises(SystemExit):
+        main(["synth", "--help"])
+    text = capsys.readouterr().out
+    assert " --out DIR --n N" in text and "[--out" not in text and "positional arguments" not in text
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    usage = capsys.readouterr().out.split("\n\n")[0]
+    assert usage.rstrip().endswith(" DIR") and "[DIR]" not in usage
+
+
+@pytest.mark.parametrize("argv", [
+    ["synth", "--n", "2"],  # no output folder
+    ["synth", "a", "--out", "b", "--n", "2"],  # two
+    ["evaluate", "d", "--data", "e"],
+    ["labels", "import", "--out", "s.hpa"],
+])
+def test_a_missing_or_twice_given_input_is_a_usage_error(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and "error:" in capsys.readouterr().err
+
+
+def test_default_batch_sizes_stay_per_command():
+    assert _parsed(["predict", "x", "--out", "s.csv"])["batch_size"] == 8
+    assert _parsed(["index", "x", "--labels", "l.csv", "--out", "i.npz"])["batch_size"] == 8
+    assert _parsed(["models", "domain", "x"])["batch_size"] == 8
+    assert _parsed(["evaluate", "x"])["batch_size"] == 16
+    assert _parsed(["ensemble", "build", "x", "m.onnx", "--out", "e.json"])["batch_size"] == 16
+    assert _parsed(["train", "x", "--arch", "gapnet", "--out", "r"])["batch_size"] == 16
+
+
+def test_synth_with_out_writes_what_the_old_spelling_wrote(tmp_path, capsys):
+    assert main(["synth", "--out", str(tmp_path / "new"), "--n", "2", "--size", "128", "--quiet"]) == 0
+    assert main(["synth", str(tmp_path / "old"), "--n", "2", "--size", "128", "--quiet"]) == 0
+    new = sorted(p.relative_to(tmp_path / "new") for p in (tmp_path / "new").rglob("*"))
+    assert new == sorted(p.relative_to(tmp_path / "old") for p in (tmp_path / "old").rglob("*"))
+    for name in new:
+        if name.suffix in (".csv", ".png"):
+            assert (tmp_path / "new" / name).read_bytes() == (tmp_path / "old" / name).read_bytes()
+
+
+def test_labels_import_with_a_positional_csv_and_out(tmp_path, capsys):
+    (tmp_path / "labels.csv").write_text("Id,Target\na,0\nb,1 2\n")
+    session = tmp_path / "s.hpa"
+    assert main(["labels", "import", str(tmp_path / "labels.csv"), "--out", str(session)]) == 0
+    assert session.is_file() and "imported 2 images" in capsys.readouterr().out
+
+
+def test_the_parser_loads_neither_the_engine_nor_gui_nor_torch():
+    code = (
+        "import sys\n"
+        "from napari_hpa.cli import build_parser\n"
+        "build_parser()\n"
+        "heavy = ['napari_hpa.engine.ensemble', 'napari_hpa.engine.manifest', 'onnxruntime', 'pydantic',\n"
+        "         'torch', 'napari', 'qtpy']\n"
+        "print(','.join(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("module", ["napari_hpa", "napari_hpa.cli"])
+def test_python_dash_m_runs_the_command_line(module):
+    proc = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True,
+                          check=False, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.startswith("napari-hpa ")

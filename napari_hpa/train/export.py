@@ -75,18 +75,18 @@ def parse_thresholds(text: str | None) -> list[float] | None:
             if isinstance(values, dict):
                 values = values.get("thresholds")
         except ValueError as exc:
-            raise TrainingError(f"--thresholds file {p} is not JSON ({exc})") from None
+            raise TrainingError(f"--threshold file {p} is not JSON ({exc})") from None
     else:
         try:
             values = [float(v) for v in text.split(",")]
         except ValueError:
-            raise TrainingError(f"--thresholds {text!r}: not a number list or a JSON file") from None
+            raise TrainingError(f"--threshold {text!r}: not a number list or a JSON file") from None
     if isinstance(values, list) and len(values) == 1:
         values = values * NUM_CLASSES
     if not isinstance(values, list) or len(values) != NUM_CLASSES or not all(
         isinstance(v, (int, float)) and 0 <= v <= 1 for v in values
     ):
-        raise TrainingError(f"--thresholds needs 1 or {NUM_CLASSES} numbers in [0, 1]")
+        raise TrainingError(f"--threshold needs 1 or {NUM_CLASSES} numbers in [0, 1]")
     return [float(v) for v in values]
 
 

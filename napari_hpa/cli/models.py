@@ -7,7 +7,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import HPAError
+from ..errors import HPAError
+from .options import (
+    batch_size_option,
+    models_option,
+    progress_bar,
+    provider_options,
+    provider_request,
+    quiet_option,
+    renamed,
+)
 
 
 def _numbers(text: str, what: str, kind=float) -> list:
@@ -18,8 +27,7 @@ def _numbers(text: str, what: str, kind=float) -> list:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from .cli import _progress_bar, provider_request
-    from .importer import ImportOptions, import_model
+    from ..importer import ImportOptions, import_model
 
     normalize = None
     if args.normalize:
@@ -37,7 +45,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     report = import_model(
         args.source, args.out, opts, request=provider_request(args),
         log=lambda m: print(m, file=sys.stderr),
-        progress=None if args.quiet or args.calib is None else _progress_bar(0, "img"),
+        progress=None if args.quiet or args.calib is None else progress_bar(0, "img"),
     )
     print(report)
     print(f"classify with: napari-hpa predict FOLDER --models {args.out} --out submission.csv --domain domain.csv")
@@ -45,10 +53,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_domain(args: argparse.Namespace) -> int:
-    from .bundled import resolve_models
-    from .cli import _progress_bar, provider_request
-    from .engine import Ensemble
-    from .evaluate import collect, fit_domain, write_with_domain
+    from ..bundled import resolve_models
+    from ..engine import Ensemble
+    from ..evaluate import collect, fit_domain, write_with_domain
 
     manifest = resolve_models(args.models)
     if manifest.suffix.lower() == ".onnx":
@@ -57,7 +64,7 @@ def cmd_domain(args: argparse.Namespace) -> int:
     ensemble = Ensemble.load(manifest, provider_request(args))
     # the record reads the untransformed view only: no test-time augmentation needed
     col = collect(ensemble, args.images, tta="none", batch_size=args.batch_size, limit=args.limit,
-                  progress=None if args.quiet else _progress_bar(0, "img"), labelled=False)
+                  progress=None if args.quiet else progress_bar(0, "img"), labelled=False)
     description = args.description or f"{len(col.ids)} fields of {Path(args.images).resolve()}"
     domain = fit_domain(ensemble, col, description)
     write_with_domain(ensemble.spec, manifest, domain)
@@ -67,10 +74,9 @@ def cmd_domain(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_models_parsers(sub) -> None:
-    from .cli import provider_options
-    from .engine.foreign import OUTPUT_KINDS
-    from .importer import THRESHOLD_METHODS
+def add_parsers(sub) -> None:
+    from ..engine.foreign import OUTPUT_KINDS
+    from ..importer import THRESHOLD_METHODS
 
     p = sub.add_parser(
         "models",
@@ -115,22 +121,22 @@ def add_models_parsers(sub) -> None:
     m.add_argument("--large", action="store_true", help="hpa_densenet's 'large' variant (max-pool after conv1)")
     m.add_argument("--name", help="member and ensemble name (default: from the file name)")
     m.add_argument("--trained-on", metavar="TEXT", help="what the model was trained on, in words")
-    m.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    quiet_option(m)
     provider_options(m, models=False)
     m.set_defaults(func=cmd_import)
 
     d = msub.add_parser(
         "domain",
         help="(re)compute an ensemble's domain record from fields of its domain",
-        description="Run the ensemble over IMAGES (fields like those its members were trained on, "
+        description="Run the ensemble over DIR (fields like those its members were trained on, "
         "held out from training; at least 40) and write domain.npz beside its ensemble.json, "
         "which then names it. Every prediction then says whether a field is in this domain.",
     )
-    d.add_argument("--models", type=Path, help="ensemble.json or its folder (default: the bundled one)")
-    d.add_argument("--images", type=Path, required=True, metavar="DIR", help="fields of the domain")
+    renamed(d, "images", "--images", required=True, type=Path, metavar="DIR", help="fields of the domain")
+    models_option(d, "ensemble.json or its folder (default: the bundled one)")
     d.add_argument("--limit", type=int, metavar="N", help="only the first N sets")
     d.add_argument("--description", metavar="TEXT", help="what the fields are, in words")
-    d.add_argument("--batch-size", type=int, default=8)
-    d.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    batch_size_option(d, "models domain")
+    quiet_option(d)
     provider_options(d, models=False)
     d.set_defaults(func=cmd_domain)

@@ -1,8 +1,9 @@
 """``napari-hpa labels ...``: label-review sessions from the command line.
 
-A thin front over :class:`~napari_hpa.review.store.ReviewSession`; errors are
-raised as :class:`~napari_hpa.errors.HPAError` / ``ValueError`` / ``OSError``,
-which ``napari_hpa.cli.main`` turns into one line on stderr and exit status 2.
+A thin front over :class:`~napari_hpa.review.store.ReviewSession`.  The store's own
+``ValueError`` and ``OSError`` come out as :class:`~napari_hpa.errors.SessionError` /
+:class:`~napari_hpa.errors.FileError` with the same message, which
+:func:`napari_hpa.cli.main` turns into one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ import time
 from pathlib import Path
 
 from ..classes import CLASS_NAMES
-from ..errors import HPAError
-from ..labels import atomic_write_text, check_outputs, format_target
+from ..errors import HPAError, SessionError
+from ..fileio import atomic_write_text, check_outputs
+from ..labels import format_target
+from .options import core_errors, renamed
 
 
 def _session(path: Path):
-    from .store import ReviewSession
+    from ..review.store import ReviewSession
 
     return ReviewSession.open(path)
 
@@ -29,14 +32,15 @@ def _names(target) -> str:
     return ", ".join(f"{k} {CLASS_NAMES[k]}" for k in target) or "(none)"
 
 
+@core_errors(SessionError)
 def cmd_import(args: argparse.Namespace) -> int:
-    from .store import ReviewSession
+    from ..review.store import ReviewSession
 
-    check_outputs([("--session", args.session)],
-                  inputs=[("the --labels CSV", args.labels), *(("a --probs CSV", p) for p in args.probs or ())])
+    check_outputs([("--out", args.out)],
+                  inputs=[("the labels CSV", args.labels), *(("a --probs CSV", p) for p in args.probs or ())])
     t0 = time.perf_counter()
     s = ReviewSession.create(
-        args.session,
+        args.out,
         args.images,
         args.labels,
         args.probs,
@@ -46,13 +50,14 @@ def cmd_import(args: argparse.Namespace) -> int:
     with s:
         info = s.summary()
     print(
-        f"imported {info['images']} images into {args.session} in "
+        f"imported {info['images']} images into {args.out} in "
         f"{time.perf_counter() - t0:.2f} s ({info['images_found_at_import']} with image files"
         f"{', with probabilities' if info['probabilities'] else ''})"
     )
     return 0
 
 
+@core_errors(SessionError)
 def cmd_export(args: argparse.Namespace) -> int:
     check_outputs([("--out", args.out), ("--audit", args.audit)], inputs=[("the session", args.session)],
                   make_folders=False)
@@ -65,6 +70,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+@core_errors(SessionError)
 def cmd_set(args: argparse.Namespace) -> int:
     with _session(args.session) as s:
         edit = s.set_labels(args.id, args.target, note=args.note, reviewer=args.reviewer)
@@ -76,6 +82,7 @@ def cmd_set(args: argparse.Namespace) -> int:
     return 0
 
 
+@core_errors(SessionError)
 def _cmd_invert(args: argparse.Namespace, which: str) -> int:
     with _session(args.session) as s:
         edit = getattr(s, which)(reviewer=args.reviewer)
@@ -97,6 +104,7 @@ def cmd_redo(args: argparse.Namespace) -> int:
     return _cmd_invert(args, "redo")
 
 
+@core_errors(SessionError)
 def cmd_suspicious(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise HPAError(f"--top must be at least 1, got {args.top}")
@@ -138,6 +146,7 @@ def cmd_suspicious(args: argparse.Namespace) -> int:
     return 0
 
 
+@core_errors(SessionError)
 def cmd_show(args: argparse.Namespace) -> int:
     with _session(args.session) as s:
         if args.id is None:
@@ -184,9 +193,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_labels_parser(subparsers) -> argparse.ArgumentParser:
+def add_parsers(subparsers) -> None:
     """Add ``labels`` and its subcommands to the ``napari-hpa`` parser."""
-    from .ordering import NEEDS_PROBABILITIES, ORDERS
+    from ..review.ordering import NEEDS_PROBABILITIES, ORDERS
 
     p = subparsers.add_parser(
         "labels",
@@ -201,16 +210,17 @@ def add_labels_parser(subparsers) -> argparse.ArgumentParser:
         help="make a session from a labels CSV (and probabilities)",
         description="Make a new review session from a Kaggle labels CSV (Id,Target), the "
         "folder of image sets (images need not exist) and optionally model probabilities "
-        "(Id + one column per class, named by class name or index 0-27).",
+        "(Id + one column per class, named by class name or index 0-27), written to --out.",
     )
-    q.add_argument("--images", type=Path, help="folder of image sets")
-    q.add_argument("--labels", type=Path, required=True, help="labels CSV (Id,Target)")
+    renamed(q, "labels", "--labels", required=True, type=Path, metavar="CSV", help="labels CSV (Id,Target)")
+    q.add_argument("--images", type=Path, metavar="DIR", help="folder of image sets")
     q.add_argument(
         "--probs", type=Path, nargs="+", metavar="CSV",
         help="probabilities CSV (Id + 28 class columns); several files that together cover "
         "every id once, e.g. the val_probs.csv of each fold of 'napari-hpa train --folds K'",
     )
-    q.add_argument("--session", type=Path, required=True, help="session file to create (.hpa)")
+    renamed(q, "--out", "--session", required=True, type=Path, metavar="SESSION",
+            help="session file to create (.hpa)")
     q.add_argument(
         "--threshold", type=float, nargs="+", metavar="T",
         help="class threshold for the predicted set: one value, or 28 (default 0.5)",
@@ -279,4 +289,3 @@ def add_labels_parser(subparsers) -> argparse.ArgumentParser:
     q.add_argument("id", nargs="?")
     q.add_argument("--json", action="store_true", help="print JSON")
     q.set_defaults(func=cmd_show)
-    return p

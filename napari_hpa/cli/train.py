@@ -7,7 +7,10 @@ import argparse
 import sys
 from pathlib import Path
 
-ARCH_HELP = "densenet121, dual-resnet34, gapnet, arcface-resnet, or timm:NAME (any timm backbone)"
+from ..train import CROP_TARGETS, FIXED_ARCHS, LOSSES, MAP_WEIGHT
+from .options import batch_size_option, quiet_option, renamed
+
+ARCH_HELP = f"{', '.join(FIXED_ARCHS)}, or timm:NAME (any timm backbone)"
 
 
 def _need_torch() -> None:
@@ -22,7 +25,7 @@ def _need_torch() -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     _need_torch()
-    from .loop import TrainConfig, train
+    from ..train.loop import TrainConfig, train
 
     cfg = TrainConfig(
         data=str(args.data), labels=None if args.labels is None else str(args.labels), arch=args.arch,
@@ -42,27 +45,25 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     _need_torch()
-    from .export import export_run, parse_thresholds
+    from ..train.export import export_run, parse_thresholds
 
     report = export_run(
         args.run_dir, args.out, int8=args.int8, calib=args.calib,
-        thresholds=parse_thresholds(args.thresholds), data=args.data,
+        thresholds=parse_thresholds(args.threshold), data=args.data,
         log=lambda m: print(m, file=sys.stderr),
     )
     print(report)
     return 0
 
 
-def add_train_parsers(sub) -> None:
-    from . import CROP_TARGETS, LOSSES, MAP_WEIGHT
-
+def add_parsers(sub) -> None:
     p = sub.add_parser(
         "train",
         help="train a model on a folder of image sets (needs the 'train' extra)",
-        description="Train an architecture on DIR's image sets and labels; writes RUN_DIR/config.json, "
+        description="Train an architecture on DIR's image sets and labels; writes the --out RUN_DIR: config.json, "
         "log.csv and last.pt (a checkpoint after every epoch; --resume continues from it).",
     )
-    p.add_argument("--data", type=Path, required=True, metavar="DIR", help="folder of image sets")
+    renamed(p, "data", "--data", required=True, type=Path, metavar="DIR", help="folder of image sets")
     p.add_argument("--labels", type=Path, metavar="CSV", help="labels CSV (default DIR/labels.csv)")
     p.add_argument("--arch", required=True, help=ARCH_HELP)
     p.add_argument("--size", type=int, default=256, help="input size in pixels (default 256)")
@@ -87,7 +88,7 @@ def add_train_parsers(sub) -> None:
                    help="classification loss (default combo = focal + symmetric Lovasz + hard-negative BCE)")
     p.add_argument("--map-weight", type=float, default=MAP_WEIGHT, metavar="W",
                    help=f"dual-resnet34: weight of the attention-map BCE (default {MAP_WEIGHT:g}, the 4th place's)")
-    p.add_argument("--batch-size", type=int, default=16, help="default 16")
+    batch_size_option(p, "train", help="images per step")
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW, cosine; default 1e-3)")
     p.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt up to --epochs")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -102,7 +103,7 @@ def add_train_parsers(sub) -> None:
                    "head included, e.g. to fine-tune a trained model on your own labels; "
                    "the optimizer and schedule start anew (--resume continues the new run)")
     p.add_argument("--limit-steps", type=int, metavar="N", help="at most N steps per epoch (quick runs)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    quiet_option(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
@@ -115,8 +116,8 @@ def add_train_parsers(sub) -> None:
     p.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
     p.add_argument("--int8", action="store_true", help="static int8 quantisation (QDQ, per-channel)")
     p.add_argument("--calib", type=Path, metavar="DIR", help="calibration image sets for --int8")
-    p.add_argument("--thresholds", metavar="T",
-                   help="per-class thresholds to store: one number, 28 comma-separated, or a JSON file")
+    renamed(p, "--threshold", "--thresholds", metavar="T",
+            help="per-class thresholds to store: one number, 28 comma-separated, or a JSON file")
     p.add_argument("--data", type=Path, metavar="DIR",
                    help="images for the parity check (default: the run's training data)")
     p.set_defaults(func=cmd_export)
