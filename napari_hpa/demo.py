@@ -62,9 +62,12 @@ def run_viewer(
         import imageio.v3 as iio
 
         QApplication.processEvents()
+        from .errors import file_errors
+
         image = viewer.screenshot(canvas_only=False, flash=False)
-        Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
-        iio.imwrite(screenshot, image)
+        with file_errors(screenshot, writing=True):
+            Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
+            iio.imwrite(screenshot, image)
         report["screenshot"] = str(screenshot)
         viewer.close()
     else:

@@ -1,7 +1,14 @@
-"""Typed errors of the core.  Each message says what was wrong and where."""
+"""Typed errors of the core.  Each message says what was wrong and where.
+
+Every error of bad input (a file, a folder, a value) is an :class:`HPAError`, which the
+command line reports in one line with exit status 2; anything else is a bug and keeps
+its traceback.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -16,6 +23,31 @@ class FileError(HPAError):
         self.problem = problem
         self.path = path
         super().__init__(f"{path}: {problem}" if path else problem)
+
+
+class WriteError(FileError, OSError):
+    """An output that cannot be written (a folder that is not writable, a full disk); also
+    an ``OSError``, which the atomic writers raised before."""
+
+
+class InvalidValueError(HPAError, ValueError):
+    """A value that is malformed or out of range (a label set, a threshold); also a
+    ``ValueError``, which the helpers that check such values raised before."""
+
+
+@contextmanager
+def file_errors(path: str | Path, *, writing: bool) -> Iterator[None]:
+    """At an I/O boundary: an ``OSError`` while reading (or ``writing``) the user's ``path``
+    becomes a :class:`FileError` (a :class:`WriteError`) naming the path and the OS's reason."""
+    try:
+        yield
+    except FileError:
+        raise
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if writing:
+            raise WriteError(f"cannot write to it ({reason})", path) from exc
+        raise FileError(f"cannot be read ({reason})", path) from exc
 
 
 class ImageSetError(HPAError):
@@ -43,24 +75,20 @@ class ImageSetError(HPAError):
         super().__init__(f"{', '.join(where)}: {problem}" if where else problem)
 
 
-class LabelsCSVError(HPAError):
+class LabelsCSVError(FileError):
     """A labels CSV that breaks the Kaggle ``Id,Target`` format: names file and line."""
 
     def __init__(self, problem: str, *, path: str | Path, line: int | None = None):
-        self.problem = problem
+        super().__init__(problem, f"{path}" if line is None else f"{path}, line {line}")
         self.path = Path(path)
         self.line = line
-        at = f"{path}" if line is None else f"{path}, line {line}"
-        super().__init__(f"{at}: {problem}")
 
 
-class SessionError(HPAError):
+class SessionError(FileError):
     """A label-review session file that cannot be used: names the file."""
 
     def __init__(self, problem: str, *, path: str | Path | None = None):
-        self.problem = problem
-        self.path = None if path is None else Path(path)
-        super().__init__(f"{path}: {problem}" if path is not None else problem)
+        super().__init__(problem, None if path is None else Path(path))
 
 
 class TrainingError(HPAError):

@@ -24,7 +24,7 @@ import numpy as np
 
 from .classes import CLASS_NAMES
 from .engine.domain import MIN_IMAGES
-from .errors import TrainingError
+from .errors import TrainingError, file_errors
 from .metrics import (
     apply_thresholds,
     f1_per_class,
@@ -148,7 +148,8 @@ def write_with_domain(spec, manifest: Path, domain) -> Path:
     from .engine import write_manifest
 
     if domain is not None:
-        manifest.parent.mkdir(parents=True, exist_ok=True)
+        with file_errors(manifest, writing=True):
+            manifest.parent.mkdir(parents=True, exist_ok=True)
         spec.domain = domain.save(manifest.parent / DOMAIN_FILE)
     return write_manifest(spec, manifest)
 

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from .errors import HPAError
+from .errors import HPAError, file_errors
 
 
 def check_outputs(files, folders=(), inputs=(), *, make_folders: bool = True) -> None:
@@ -63,24 +63,23 @@ def atomic_write_group(files: Mapping[Path, bytes]) -> list[Path]:
     """Write several files as one: every new content goes to a temporary file beside its
     target first (written and fsynced), and only when all are there do they replace the
     targets.  A failure while writing (a full disk, a folder that cannot be written)
-    replaces none of them."""
+    replaces none of them and is a :class:`~napari_hpa.errors.WriteError` (an ``OSError``)."""
     temps: list[tuple[str, Path]] = []
     try:
         for path, data in files.items():
             path = Path(path)
             folder = path.parent if str(path.parent) else Path(".")
-            try:
+            with file_errors(path, writing=True):
                 fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-            except OSError as exc:
-                raise OSError(f"cannot write {path}: {exc.strerror or exc}") from exc
-            temps.append((tmp, path))
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+                temps.append((tmp, path))
+                os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
         for tmp, path in temps:
-            os.replace(tmp, path)
+            with file_errors(path, writing=True):
+                os.replace(tmp, path)
     except BaseException:
         for tmp, _ in temps:
             Path(tmp).unlink(missing_ok=True)

@@ -46,6 +46,7 @@ from .engine.foreign import (
     sha256,
     wrap_onnx,
 )
+from .errors import file_errors
 
 THRESHOLD_METHODS = ("fixed", "ratio", "f1")
 TORCH_SUFFIXES = (".pth", ".pt", ".tar", ".ckpt")
@@ -168,13 +169,15 @@ def import_model(
     opts = opts or ImportOptions()
     src, out = Path(src), Path(out)
     _check_options(src, out, opts)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.import-", dir=out.parent))
+    with file_errors(out, writing=True):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.import-", dir=out.parent))
     try:
         report = _import_into(src, tmp, out, opts, request, log, progress)
-        if out.exists():
-            out.rmdir()  # empty, checked above
-        os.replace(tmp, out)
+        with file_errors(out, writing=True):
+            if out.exists():
+                out.rmdir()  # empty, checked above
+            os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -189,7 +192,8 @@ def _import_into(src, tmp, out, opts, request, log, progress) -> ImportReport:
 
     name = opts.name or src.stem.split(".")[0][:60] or "imported"
     member = tmp / f"{name}.onnx"
-    digest = sha256(src)
+    with file_errors(src, writing=False):
+        digest = sha256(src)
     common_meta = dict(source_file=src.name, source_sha256=digest,
                        imported_by=f"napari-hpa {__version__} models import")
     if src.suffix.lower() == ".onnx":

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .classes import NUM_CLASSES
-from .errors import LabelsCSVError
+from .errors import InvalidValueError, LabelsCSVError
 # the atomic writer moved to .fileio; its names are still importable from here
 from .fileio import atomic_write_bytes, atomic_write_group, atomic_write_text, check_outputs  # noqa: F401
 
@@ -49,15 +49,16 @@ class LabelTable:
 
 
 def parse_target(text: str) -> Target:
-    """``"7 1 2 0"`` -> ``(0, 1, 2, 7)``; raises ``ValueError`` with the reason."""
+    """``"7 1 2 0"`` -> ``(0, 1, 2, 7)``; raises :class:`~napari_hpa.errors.InvalidValueError`
+    (a ``ValueError``) with the reason."""
     out = set()
     for tok in text.split():
         try:
             idx = int(tok)
         except ValueError:
-            raise ValueError(f"class index {tok!r} is not an integer") from None
+            raise InvalidValueError(f"class index {tok!r} is not an integer") from None
         if not 0 <= idx < NUM_CLASSES:
-            raise ValueError(f"class index {idx} is outside 0-{NUM_CLASSES - 1}")
+            raise InvalidValueError(f"class index {idx} is outside 0-{NUM_CLASSES - 1}")
         out.add(idx)
     return tuple(sorted(out))
 
@@ -162,7 +163,7 @@ def read_labels(path: str | Path, column: str | None = None) -> LabelTable:
     for lineno, image_id, row in _data_rows(rows, header, i_id, path, ",".join(header)):
         try:
             table.targets[image_id] = parse_target(row[i_target])
-        except ValueError as exc:
+        except InvalidValueError as exc:
             raise LabelsCSVError(f"Id {image_id!r}: {exc}", path=path, line=lineno) from None
         for h in extra_names:
             table.extra[h][image_id] = row[header.index(h)]

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .classes import CLASS_NAMES
-from .errors import HPAError
+from .errors import HPAError, file_errors
 from .labels import format_target, parse_target, read_labels
 
 DEFAULT_SIMILARITY = 0.65
@@ -53,7 +53,8 @@ class ReferenceIndex:
         from .fileio import atomic_save_npz
 
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        with file_errors(path, writing=True):
+            path.parent.mkdir(parents=True, exist_ok=True)
         atomic_save_npz(
             path,
             compressed=False,

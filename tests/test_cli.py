@@ -223,3 +223,81 @@ def test_python_dash_m_runs_the_command_line(module):
     proc = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True,
                           check=False, timeout=120)
     assert proc.returncode == 0 and proc.stdout.startswith("napari-hpa ")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_a_bug_keeps_its_traceback_instead_of_exit_status_2(tmp_path, monkeypatch):
+    import napari_hpa.evaluate
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug, not bad input")
+
+    monkeypatch.setattr(napari_hpa.evaluate, "evaluate", broken)
+    with pytest.raises(ValueError, match="a bug"):
+        main(["evaluate", str(tmp_path), "-q"])
+
+
+def test_an_output_that_cannot_be_written_is_one_line_naming_it(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["synth", "--out", str(blocker / "sub"), "--n", "1", "--size", "128", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("napari-hpa synth: error:") and str(blocker) in err[0]
+
+
+def test_os_errors_at_io_boundaries_become_file_errors_with_path_and_reason(tmp_path):
+    import numpy as np
+
+    from napari_hpa.errors import FileError, HPAError, WriteError, file_errors
+    from napari_hpa.similar import ReferenceIndex
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    index = ReferenceIndex(ids=["a"], embeddings=np.zeros((1, 4), np.float32), targets=[(0,)], paths=["a"])
+    with pytest.raises(WriteError) as info:
+        index.save(blocker / "index.npz")
+    assert isinstance(info.value, HPAError) and isinstance(info.value, OSError)
+    assert str(info.value).startswith(f"{blocker / 'index.npz'}: cannot write to it (")
+    with pytest.raises(FileError, match=r"missing\.txt: cannot be read \(No such file"), \
+            file_errors(tmp_path / "missing.txt", writing=False):
+        (tmp_path / "missing.txt").read_text()
+
+
+def test_core_errors_keep_the_message_and_make_it_bad_input():
+    from napari_hpa.cli.options import core_errors
+    from napari_hpa.errors import FileError, HPAError, SessionError
+
+    with pytest.raises(SessionError) as info, core_errors(SessionError):
+        raise ValueError("thresholds must lie strictly between 0 and 1")
+    assert str(info.value) == "thresholds must lie strictly between 0 and 1"
+    with pytest.raises(FileError) as info, core_errors():
+        raise FileExistsError(17, "File exists", "/x/labels.csv")
+    assert str(info.value) == str(FileExistsError(17, "File exists", "/x/labels.csv"))
+    original = HPAError("already typed")
+    with pytest.raises(HPAError) as info, core_errors(SessionError):
+        raise original
+    assert info.value is original
+
+
+def test_helpers_that_raised_value_errors_raise_typed_ones_that_still_are():
+    from napari_hpa.errors import (
+        FileError,
+        HPAError,
+        InvalidValueError,
+        LabelsCSVError,
+        SessionError,
+    )
+    from napari_hpa.labels import parse_target
+    from napari_hpa.review.ordering import as_thresholds
+
+    for call in (lambda: parse_target("0 x"), lambda: parse_target("28"), lambda: as_thresholds(1.5),
+                 lambda: as_thresholds([0.5, 0.5])):
+        with pytest.raises(InvalidValueError) as info:
+            call()
+        assert isinstance(info.value, ValueError) and isinstance(info.value, HPAError)
+    # the (problem, path) errors share FileError, messages as before
+    assert issubclass(LabelsCSVError, FileError) and issubclass(SessionError, FileError)
+    assert str(LabelsCSVError("bad", path="a.csv", line=3)) == "a.csv, line 3: bad"
+    assert str(SessionError("damaged", path="s.hpa")) == "s.hpa: damaged" and str(SessionError("x")) == "x"

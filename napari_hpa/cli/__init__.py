@@ -5,8 +5,8 @@ One module per group of commands (:mod:`.synth`, :mod:`.predict`, :mod:`.view`,
 adding its parsers with ``add_parsers`` and importing the heavy layers (the engine,
 napari, torch) only inside its command functions, so that ``napari-hpa --help`` stays
 fast; what they share is in :mod:`.options`.  Each command parses its arguments, calls
-the core, and :func:`main` turns :class:`~napari_hpa.errors.HPAError` into a one-line
-message and exit status 2.
+the core, and :func:`main` turns :class:`~napari_hpa.errors.HPAError` (bad input) into a
+one-line message and exit status 2; any other exception is a bug and keeps its traceback.
 
 The conventions (:data:`CONVENTIONS`, shown by ``napari-hpa --help``): what a command
 reads is given positionally, what it writes is ``--out``.  Earlier spellings are kept
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. piped into `head`
         sys.stderr.close()
         return 0
-    except (HPAError, ValueError, FileExistsError, OSError) as exc:
+    except HPAError as exc:  # bad input; anything else is a bug and keeps its traceback
         print(f"napari-hpa {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

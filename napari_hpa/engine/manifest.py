@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..classes import NUM_CLASSES
-from ..errors import FileError
+from ..errors import FileError, file_errors
 
 MANIFEST_VERSION = 1
 
@@ -106,9 +106,10 @@ def write_manifest(spec: EnsembleSpec, path: str | Path) -> Path:
     from ..fileio import atomic_write_text
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for member in spec.members:
-        member.path = _bring_inside(Path(member.path), path.parent)
+    with file_errors(path, writing=True):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for member in spec.members:
+            member.path = _bring_inside(Path(member.path), path.parent)
     return atomic_write_text(path, json.dumps(spec.to_json(path.parent), indent=2) + "\n")
 
 

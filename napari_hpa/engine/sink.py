@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..classes import CLASS_NAMES
+from ..errors import FileError, file_errors
 from ..fileio import atomic_save_npz, atomic_write_group
 from ..imageset import SetSource
 from ..labels import format_target, parse_target
@@ -89,7 +91,11 @@ def _read_rows(path: Path) -> dict[str, list[str]]:
     rows: dict[str, list[str]] = {}
     if not path.is_file():
         return rows
-    text = path.read_text()
+    with file_errors(path, writing=False):
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError as exc:
+            raise FileError(f"cannot be read ({exc})", path) from None
     if text and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]  # an interrupted write
     reader = csv.reader(io.StringIO(text))
@@ -129,7 +135,8 @@ class ResultSink:
             self.done &= set(self.previous_emb)
         for final in partials:
             if final is not None:
-                final.parent.mkdir(parents=True, exist_ok=True)
+                with file_errors(final, writing=True):
+                    final.parent.mkdir(parents=True, exist_ok=True)
         self._sub = self._open_partial(outputs.submission, ["Id", "Predicted"])
         self._probs = (
             self._open_partial(outputs.probs, self.PROB_HEADER) if outputs.probs else None
@@ -139,15 +146,18 @@ class ResultSink:
         )
         self._emb_ids = self._emb_vec = None
         if outputs.embeddings is not None:
-            outputs.embeddings.parent.mkdir(parents=True, exist_ok=True)
-            self._emb_ids = open(_partial(outputs.embeddings).with_suffix(".ids"), "w")
-            self._emb_vec = open(_partial(outputs.embeddings).with_suffix(".f32"), "wb")
+            with file_errors(outputs.embeddings, writing=True):
+                outputs.embeddings.parent.mkdir(parents=True, exist_ok=True)
+                self._emb_ids = open(_partial(outputs.embeddings).with_suffix(".ids"), "w")
+                self._emb_vec = open(_partial(outputs.embeddings).with_suffix(".f32"), "wb")
         if outputs.attention_dir is not None:
-            outputs.attention_dir.mkdir(parents=True, exist_ok=True)
+            with file_errors(outputs.attention_dir, writing=True):
+                outputs.attention_dir.mkdir(parents=True, exist_ok=True)
 
     @staticmethod
     def _open_partial(path: Path, header: list[str]):
-        fh = open(_partial(path), "w", newline="")
+        with file_errors(path, writing=True):
+            fh = open(_partial(path), "w", newline="")
         csv.writer(fh, lineterminator="\n").writerow(header)
         return fh
 
@@ -244,8 +254,11 @@ def _previous_rows(final: Path | None) -> dict[str, list[str]]:
 def _read_embeddings(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         return {}
-    with np.load(path) as z:
-        return dict(zip((str(i) for i in z["ids"]), z["embeddings"]))
+    try:
+        with np.load(path) as z:
+            return dict(zip((str(i) for i in z["ids"]), z["embeddings"]))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise FileError(f"is not an embeddings file to resume ({type(exc).__name__}: {exc})", path) from None
 
 
 def _read_embedding_partial(path: Path) -> dict[str, np.ndarray]:
@@ -253,8 +266,9 @@ def _read_embedding_partial(path: Path) -> dict[str, np.ndarray]:
     vec_path = _partial(path).with_suffix(".f32")
     if not ids_path.is_file() or not vec_path.is_file():
         return {}
-    ids = ids_path.read_text().splitlines()
-    raw = np.fromfile(vec_path, dtype=np.float32)
+    with file_errors(ids_path, writing=False):
+        ids = ids_path.read_text().splitlines()
+        raw = np.fromfile(vec_path, dtype=np.float32)
     if not ids or raw.size == 0:
         return {}
     dim = raw.size // len(ids) if raw.size % len(ids) == 0 else 0

@@ -38,7 +38,7 @@ import warnings
 import numpy as np
 
 from ..classes import DEFAULT_THRESHOLD, NUM_CLASSES
-from ..errors import SessionError
+from ..errors import InvalidValueError, SessionError
 
 #: Order key -> what the user sees.
 ORDERS: dict[str, str] = {
@@ -60,12 +60,16 @@ _CLIP = 1e-6
 
 
 def as_thresholds(thresholds=None) -> np.ndarray:
-    """28 per-class thresholds (a scalar is used for every class); each in (0, 1)."""
+    """28 per-class thresholds (a scalar is used for every class); each in (0, 1), else
+    :class:`~napari_hpa.errors.InvalidValueError` (a ``ValueError``)."""
     if thresholds is None:
         thresholds = DEFAULT_THRESHOLD
-    t = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (NUM_CLASSES,)).copy()
+    try:
+        t = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (NUM_CLASSES,)).copy()
+    except ValueError:
+        raise InvalidValueError(f"thresholds: expected one value or {NUM_CLASSES}, got {thresholds!r}") from None
     if not np.all((t > 0) & (t < 1)):
-        raise ValueError(f"thresholds must lie strictly between 0 and 1, got {t.tolist()}")
+        raise InvalidValueError(f"thresholds must lie strictly between 0 and 1, got {t.tolist()}")
     return t
 
 

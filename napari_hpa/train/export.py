@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..classes import NUM_CLASSES
-from ..errors import TrainingError
+from ..errors import TrainingError, file_errors
 from ..imageset import find_sets, read_set, to_model_input
 from ..engine.onnx_tools import cpu_session as _session
 from ..engine.onnx_tools import label_agreement, quantize_int8, set_metadata
@@ -71,7 +71,8 @@ def parse_thresholds(text: str | None) -> list[float] | None:
     p = Path(text)
     if p.is_file():
         try:
-            values = json.loads(p.read_text())
+            with file_errors(p, writing=False):
+                values = json.loads(p.read_text())
             if isinstance(values, dict):
                 values = values.get("thresholds")
         except ValueError as exc:
@@ -148,14 +149,15 @@ def export_run(
     parity_x = load_images(data_dir, size, n_parity)
     calib_x = load_images(calib, size, n_calib) if int8 else None
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     model = model_from_checkpoint(ckpt).eval()
     meta = contract_metadata(
         input_size=size, arch=ckpt["arch"], trained_on=ckpt["trained_on"], thresholds=thresholds,
         epochs=ckpt["epoch"], exported_by="napari-hpa export" + (" --int8" if int8 else ""),
         build_kwargs=json.dumps({k: v for k, v in ckpt["build_kwargs"].items() if k != "num_ids"}),
     )
-    tmpdir = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent))
+    with file_errors(out, writing=True):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmpdir = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent))
     try:
         fp32 = tmpdir / "fp32.onnx"
         names = export_model(model, size, fp32, meta)
@@ -176,9 +178,8 @@ def export_run(
             check_contract(qs, q)
             (report.int8_label_agreement, report.int8_set_agreement,
              report.int8_max_abs) = label_agreement(sess, qs, calib_x, thresholds)
-            os.replace(q, out)
-        else:
-            os.replace(fp32, out)
+        with file_errors(out, writing=True):
+            os.replace(q if int8 else fp32, out)
     finally:
         for f in tmpdir.glob("*"):
             f.unlink()

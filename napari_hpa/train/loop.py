@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import TrainingError
+from ..errors import TrainingError, file_errors
 from ..fileio import atomic_write_bytes
 from ..labels import write_probabilities
 from .data import DataSpec, HPADataset, check_masks, describe_data, load_data, make_folds
@@ -296,7 +296,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
     """Run (or resume) training; returns a summary dict."""
     spec, tr_idx, val_spec, va_idx, ckpt = validate_inputs(cfg)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    with file_errors(out, writing=True):
+        out.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     seed_everything(cfg.seed)
@@ -350,10 +351,11 @@ def train(cfg: TrainConfig, log=print) -> dict:
         "train_class_frequencies": [round(float(f), 6) for f in spec.targets[tr_idx].mean(0)],
         "versions": {"torch": torch.__version__, "timm": __import__("timm").__version__},
     }
-    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     log_path = out / "log.csv"
-    if not log_path.exists():
-        log_path.write_text(",".join(LOG_HEADER) + "\n")
+    with file_errors(out, writing=True):
+        (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        if not log_path.exists():
+            log_path.write_text(",".join(LOG_HEADER) + "\n")
 
     from tqdm import tqdm
 
@@ -411,7 +413,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         )
         row = [epoch + 1, f"{train_loss:.6f}", "" if val_loss is None else f"{val_loss:.6f}",
                "" if val_f1 is None else f"{val_f1:.4f}", f"{seconds:.1f}"]
-        with open(log_path, "a", newline="") as fh:
+        with file_errors(log_path, writing=True), open(log_path, "a", newline="") as fh:
             csv.writer(fh).writerow(row)
         history.append(dict(zip(LOG_HEADER, row)))
         log(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f}"
