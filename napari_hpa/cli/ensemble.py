@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..engine.tta import COMBINE_MODES
+from ..errors import HPAError
 from ..metrics import FIT_METHODS
 from .options import (
-    COMBINE_CHOICES,
     batch_size_option,
     progress_bar,
     provider_options,
@@ -21,8 +22,6 @@ from .options import (
 def _folder_and_members(args: argparse.Namespace) -> tuple[Path, list[Path]]:
     """The validation folder and the members, from ``DIR MEMBER.onnx ...`` or from the
     earlier ``MEMBER.onnx ... --val DIR`` (where argparse takes the first member for DIR)."""
-    from ..errors import HPAError
-
     if args.val is not None:
         return args.val, [*([args.data] if args.data is not None else []), *args.members]
     if args.data is None:
@@ -80,7 +79,7 @@ def add_parsers(sub) -> None:
                    help="for --thresholds ratio: labels CSV whose class frequencies are the targets "
                    "(default: the validation labels)")
     tta_option(b, default="none")
-    b.add_argument("--combine", choices=COMBINE_CHOICES, default="mean", help="TTA combination (default mean)")
+    b.add_argument("--combine", choices=COMBINE_MODES, default="mean", help="TTA combination (default mean)")
     b.add_argument("--weights", type=float, nargs="+",
                    help="one weight per member (default 1; 0 keeps a member for its embeddings or attention maps only)")
     b.add_argument("--stack", action="store_true",

@@ -12,14 +12,12 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..engine.providers import PROVIDER_CHOICES
-from ..engine.tta import COMBINE_MODES, TTA_MODES
+from ..engine.providers import PROVIDER_CHOICES, ProviderRequest
+from ..engine.tta import TTA_MODES
 from ..errors import FileError, HPAError
 
 #: ``--tta`` choices, from the engine's transforms.
 TTA_CHOICES = tuple(TTA_MODES)
-#: ``--combine`` choices (how the TTA views are combined).
-COMBINE_CHOICES = COMBINE_MODES
 
 #: Default image sets per batch, by command.  They differ and stay as they are, since
 #: results may depend on them: 8 for inference over folders, 16 for scoring and training.
@@ -134,10 +132,8 @@ def provider_options(p: argparse.ArgumentParser, models: bool = True) -> None:
     )
 
 
-def provider_request(args: argparse.Namespace):
+def provider_request(args: argparse.Namespace) -> ProviderRequest:
     """The :class:`~napari_hpa.engine.providers.ProviderRequest` of :func:`provider_options`."""
-    from ..engine.providers import ProviderRequest
-
     return ProviderRequest(args.provider, args.device_id, args.threads)
 
 

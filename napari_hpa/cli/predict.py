@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from ..errors import HPAError
 from .options import (
     batch_size_option,
     progress_bar,
@@ -40,7 +41,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
         predict_sources,
         predict_sources_dask,
     )
-    from ..errors import HPAError
     from ..fileio import check_outputs
 
     outputs = PredictOutputs(

@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..errors import TrainingError
 from ..train import CROP_TARGETS, FIXED_ARCHS, LOSSES, MAP_WEIGHT
 from .options import batch_size_option, quiet_option, renamed
 
@@ -18,8 +19,6 @@ def _need_torch() -> None:
         import timm  # noqa: F401
         import torch  # noqa: F401
     except ImportError as exc:
-        from ..errors import TrainingError
-
         raise TrainingError(f"training needs the 'train' extra ({exc}); pip install 'napari-hpa[train]'") from None
 
 

@@ -9,13 +9,12 @@ import os
 import sys
 from pathlib import Path
 
+from ..errors import FileError, HPAError
 from .options import models_option
 
 
 def _check_display() -> None:
     """On Linux without a display, Qt aborts the process: say what to do instead."""
-    from ..errors import HPAError
-
     if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
         return
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
@@ -28,7 +27,6 @@ def _check_display() -> None:
 
 def cmd_view(args: argparse.Namespace) -> int:
     from ..demo import run_viewer
-    from ..errors import FileError
 
     _check_display()
     paths = getattr(args, "paths", [])
