@@ -7,13 +7,14 @@ returns the full ``(28, H, W)`` bool array)."""
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .classes import NUM_CLASSES
-from .errors import HPAError, TrainingError
+from .errors import FileError, HPAError, TrainingError
 from .imageset import SetSource, find_sets
 from .labels import LabelTable, multi_hot, read_labels
 
@@ -117,13 +118,17 @@ def save_masks(path: str | Path, masks: np.ndarray) -> Path:
 
 
 def load_masks(path: str | Path) -> np.ndarray:
-    """The full ``(28, H, W)`` bool mask array stored at ``path``."""
-    with np.load(path) as z:
-        if "masks" in z.files:
-            return np.asarray(z["masks"], bool)
-        shape = tuple(int(s) for s in z["shape"])
-        out = np.zeros(shape, bool)
-        classes = z["classes"].astype(np.int64)
-        if classes.size:
-            out[classes] = np.unpackbits(z["packed"], axis=-1, count=shape[-1]).astype(bool)
+    """The full ``(28, H, W)`` bool mask array stored at ``path``; a missing or damaged file
+    is a :class:`~napari_hpa.errors.FileError` naming it."""
+    try:
+        with np.load(path) as z:
+            if "masks" in z.files:
+                return np.asarray(z["masks"], bool)
+            shape = tuple(int(s) for s in z["shape"])
+            out = np.zeros(shape, bool)
+            classes = z["classes"].astype(np.int64)
+            if classes.size:
+                out[classes] = np.unpackbits(z["packed"], axis=-1, count=shape[-1]).astype(bool)
+    except (OSError, ValueError, KeyError, IndexError, zipfile.BadZipFile) as exc:
+        raise FileError(f"is not a mask file ({type(exc).__name__}: {exc})", path) from None
     return out
