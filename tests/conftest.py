@@ -18,3 +18,17 @@ def kaggle_train_csv() -> Path:
     if not KAGGLE_TRAIN_CSV.is_file():
         pytest.skip(f"the Kaggle 2018 train.csv is not available: {KAGGLE_TRAIN_CSV} is absent")
     return KAGGLE_TRAIN_CSV
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cache_home(tmp_path_factory):
+    """Caches the commands keep (``ensemble build``'s member outputs) go to a temporary folder."""
+    import os
+
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache-home"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old

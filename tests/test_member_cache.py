@@ -96,3 +96,20 @@ def test_an_unreadable_cache_file_is_an_empty_one(members, val, tmp_path, runs):
     assert len(runs) == 2
     np.testing.assert_array_equal(col.probs, reference.probs)
     np.testing.assert_array_equal(col.features, reference.features)
+
+
+def test_the_command_keeps_its_cache_where_asked_or_nowhere(members, val, tmp_path, runs, monkeypatch):
+    from napari_hpa.cli import main
+    from napari_hpa.engine.member_cache import default_cache_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home"))
+    build = ["ensemble", "build", str(val), *map(str, members), "-q"]
+    assert main([*build, "--out", str(tmp_path / "a" / "ensemble.json"), "--no-cache"]) == 0
+    assert not default_cache_dir().exists()
+    assert main([*build, "--out", str(tmp_path / "b" / "ensemble.json")]) == 0
+    assert len(list(default_cache_dir().glob("*.npz"))) == 2
+    assert main([*build, "--out", str(tmp_path / "c" / "ensemble.json"), "--cache", str(tmp_path / "c2")]) == 0
+    assert len(list((tmp_path / "c2").glob("*.npz"))) == 2
+    runs.clear()
+    assert main([*build, "--out", str(tmp_path / "d" / "ensemble.json"), "--weights", "2", "1"]) == 0
+    assert runs == []

@@ -31,15 +31,17 @@ def _folder_and_members(args: argparse.Namespace) -> tuple[Path, list[Path]]:
 
 
 def cmd_ensemble_build(args: argparse.Namespace) -> int:
+    from ..engine.member_cache import default_cache_dir
     from ..evaluate import build_ensemble
 
     folder, members = _folder_and_members(args)
+    cache = None if args.no_cache else (args.cache or default_cache_dir())
     path, report = build_ensemble(
         members, folder, args.out, thresholds=args.thresholds, tta=args.tta, combine=args.combine,
         weights=args.weights, embedding_member=args.embedding_member, ratios_from=args.ratios_from,
         name=args.name, labels=args.labels, batch_size=args.batch_size, stack=args.stack,
         stack_c=args.stack_c, request=provider_request(args),
-        progress=None if args.quiet else progress_bar(0, "img"),
+        progress=None if args.quiet else progress_bar(0, "img"), cache_dir=cache,
     )
     print(f"wrote {path} ({len(members)} members, thresholds fitted by {args.thresholds!r} "
           f"on {report.n_images} validation images; run on {', '.join(report.providers)})")
@@ -89,6 +91,11 @@ def add_parsers(sub) -> None:
                    help="inverse L2 strength of --stack (default 1)")
     b.add_argument("--embedding-member", metavar="NAME", help="member giving embeddings (its file stem)")
     b.add_argument("--name", help="ensemble name (default: the output folder's name)")
+    b.add_argument("--cache", type=Path, metavar="DIR",
+                   help="where the members' outputs on DIR are kept, so that building again with other "
+                   "weights, thresholds or stacking runs no model (default $XDG_CACHE_HOME/napari-hpa/members, "
+                   "~/.cache/napari-hpa/members when unset)")
+    b.add_argument("--no-cache", action="store_true", help="neither read nor keep the members' outputs")
     batch_size_option(b, "ensemble build")
     quiet_option(b)
     provider_options(b, models=False)
