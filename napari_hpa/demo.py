@@ -8,19 +8,24 @@ from pathlib import Path
 
 
 def layer_report(viewer) -> list[dict]:
-    """Name, shape, scale and translate of every layer (what ``--json`` prints)."""
-    return [
-        {
+    """Name, kind, shape, scale and translate of every layer (what ``--json`` prints); an
+    image layer's dtype, colormap and blending, a shapes layer's number of shapes."""
+    report = []
+    for layer in viewer.layers:
+        entry = {
             "name": layer.name,
-            "shape": list(layer.data.shape),
-            "dtype": str(layer.data.dtype),
+            "kind": type(layer).__name__.lower(),
             "scale": [float(s) for s in layer.scale],
             "translate": [float(t) for t in layer.translate],
-            "colormap": layer.colormap.name,
             "blending": str(layer.blending),
         }
-        for layer in viewer.layers
-    ]
+        if hasattr(layer.data, "shape"):
+            entry.update(shape=list(layer.data.shape), dtype=str(layer.data.dtype),
+                         colormap=layer.colormap.name)
+        else:
+            entry["shapes"] = len(layer.data)
+        report.append(entry)
+    return report
 
 
 def run_viewer(
@@ -29,6 +34,7 @@ def run_viewer(
     classify: bool = False,
     models: Path | None = None,
     screenshot: Path | None = None,
+    palette: bool = False,
     size: tuple[int, int] = (1400, 900),
     title: str = "napari-hpa",
     timeout: float = 600.0,
@@ -38,7 +44,9 @@ def run_viewer(
     With ``classify`` the HPA classifier is docked and run on the field of
     view; the report then holds the top predictions.  With ``screenshot`` the
     window is drawn (after classification), saved as PNG and closed, and the
-    function returns; otherwise napari's event loop runs until the window closes.
+    function returns; otherwise napari's event loop runs until the window closes.  With
+    ``palette`` the screenshot is a 256-colour PNG (about a third of the size: for
+    documentation).
     """
     import napari
     from qtpy.QtWidgets import QApplication
@@ -67,7 +75,13 @@ def run_viewer(
         image = viewer.screenshot(canvas_only=False, flash=False)
         with file_errors(screenshot, writing=True):
             Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
-            iio.imwrite(screenshot, image)
+            if palette:
+                from PIL import Image
+
+                Image.fromarray(image[..., :3]).quantize(256, dither=Image.Dither.NONE).save(
+                    screenshot, optimize=True)
+            else:
+                iio.imwrite(screenshot, image)
         report["screenshot"] = str(screenshot)
         viewer.close()
     else:
@@ -94,6 +108,7 @@ def _classify(viewer, models: Path | None, timeout: float) -> dict:
         raise HPAError(f"classification did not finish within {timeout:.0f} s")
     if widget.result is None:
         raise HPAError(f"classification failed: {widget.error_label.text()}")
+    QApplication.processEvents()  # what the result schedules (the attention contours)
     result = widget.result
     return {
         "id": result.image_id,

@@ -7,7 +7,9 @@ schema through this module.
   protein"``, ``"x nucleus"``, ``"x ER"``) whose metadata hold ``hpa_id``, ``hpa_channel``
   (red / green / blue / yellow), ``path`` (this channel's file) and ``paths`` (all four).
 * Its attention maps are one layer ``"{id} attention"`` whose metadata hold ``hpa_id``,
-  ``hpa_attention`` (true) and ``classes``.
+  ``hpa_attention`` (true) and ``classes``; the iso-contours of the class on show are a
+  Shapes layer ``"{id} attention contours"`` (metadata ``hpa_id``, ``hpa_attention_contours``
+  true, ``class``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ ID_KEY = "hpa_id"
 CHANNEL_KEY = "hpa_channel"
 ATTENTION_KEY = "hpa_attention"
 ATTENTION_SUFFIX = " attention"
+CONTOURS_KEY = "hpa_attention_contours"
+CONTOURS_SUFFIX = " attention contours"
 _STAIN_TO_CHANNEL = {stain: ch for ch, stain in CHANNEL_STAINS.items()}
 
 
@@ -29,6 +33,14 @@ def channel_layer_name(image_id: str, channel: str) -> str:
 
 def attention_layer_name(image_id: str) -> str:
     return f"{image_id}{ATTENTION_SUFFIX}"
+
+
+def contours_layer_name(image_id: str) -> str:
+    return f"{image_id}{CONTOURS_SUFFIX}"
+
+
+def contours_metadata(image_id: str, cls: int | None) -> dict:
+    return {ID_KEY: image_id, CONTOURS_KEY: True, "class": cls}
 
 
 def channel_metadata(image_id: str, channel: str, paths: dict[str, Path]) -> dict:

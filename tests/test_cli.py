@@ -70,7 +70,9 @@ def test_demo_screenshot_and_json(tmp_path):
     report = json.loads(proc.stdout)
     names = [layer["name"] for layer in report["layers"]]
     set_id = names[0].split(" ")[0]
-    assert names == [f"{set_id} {s}" for s in ["microtubules", "protein", "nucleus", "ER", "attention"]]
+    assert names == [f"{set_id} {s}" for s in
+                     ["microtubules", "protein", "nucleus", "ER", "attention", "attention contours"]]
+    assert report["layers"][5]["kind"] == "shapes"
     assert all(layer["shape"] == [512, 512] for layer in report["layers"][:4])
     att = report["layers"][4]
     assert att["shape"] == [28, 4, 4]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QLabel
+from qtpy.QtWidgets import QLabel, QSizePolicy
 
 ERROR_STYLE = "color: #ff6b6b;"
 
@@ -30,3 +30,39 @@ class ErrorLabel(QLabel):
     def clear_error(self) -> None:
         self.clear()
         self.hide()
+
+
+class ElidedLabel(QLabel):
+    """One line that never wraps or clips: text too long for the width ends in "…", and the
+    whole text is the tooltip."""
+
+    def __init__(self, text: str = "", parent=None, *, mode=Qt.TextElideMode.ElideMiddle):
+        super().__init__(parent)
+        self._full = ""
+        self._mode = mode
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt)
+        self._full = text or ""
+        self.setToolTip(self._full)
+        self._elide()
+
+    def text(self) -> str:
+        """The whole text, not what fits."""
+        return self._full
+
+    def shown_text(self) -> str:
+        """What is drawn (the elided text)."""
+        return super().text()
+
+    def setToolTip(self, tip: str) -> None:  # noqa: N802 (Qt)
+        super().setToolTip(tip or self._full)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt)
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        width = max(self.width(), 10)
+        super().setText(self.fontMetrics().elidedText(self._full, self._mode, width))

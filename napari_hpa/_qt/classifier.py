@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from qtpy.QtCore import Qt, Signal
+from qtpy.QtCore import Qt, QTimer, Signal
 from qtpy.QtGui import QColor, QFont
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -25,21 +25,28 @@ from qtpy.QtWidgets import (
     QListWidgetItem,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from ._common import ErrorLabel
+from ._common import ElidedLabel, ErrorLabel
 from ._models import ImportDialog, model_card_dialog
 from ._table import BarDelegate, NumberItem
 from ..classes import CHANNEL_STAINS, CHANNELS, CLASS_NAMES, NUM_CLASSES
 from ..classify import Classification, LayerSelectionError, channel_groups, classify, stack_channels, verdict_text
 from ..engine.providers import PROVIDER_CHOICES, ProviderRequest
 from ..errors import HPAError
-from ..layers import ID_KEY, attention_layer_name, attention_metadata, is_attention_layer
+from ..attention import CONTOUR_COLOR, LEVEL_STYLE, LEVELS, contours
+from ..layers import (
+    ID_KEY,
+    attention_layer_name,
+    attention_metadata,
+    contours_layer_name,
+    contours_metadata,
+    is_attention_layer,
+)
 from ..similar import DEFAULT_SIMILARITY, ReferenceIndex, suggest_labels
 
 BY_HAND = "pick layers by hand…"
@@ -83,21 +90,17 @@ class ClassifierWidget(QWidget):
     # ------------------------------------------------------------------ UI
 
     def _build_ui(self) -> None:
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(420)
-        outer.addWidget(scroll)
-        content = QWidget()
-        scroll.setWidget(content)
-        layout = QVBoxLayout(content)
+        # one scroll area (the class table's); every other line is one line, elided with the
+        # whole text as tooltip, so the dock fits 1400 x 900 without clipping
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.setSpacing(4)
+        self.setMinimumWidth(420)
 
         model_box = QGroupBox("Ensemble")
         form = QFormLayout(model_box)
-        self.model_label = QLabel()
-        self.model_label.setWordWrap(True)
+        form.setVerticalSpacing(3)
+        self.model_label = ElidedLabel()
         choose = QPushButton("Choose…")
         choose.setToolTip("an ensemble.json, a napari-hpa .onnx, or a foreign .onnx / .pth to import")
         choose.clicked.connect(self._choose_models)
@@ -108,26 +111,34 @@ class ClassifierWidget(QWidget):
         row.addWidget(choose)
         row.addWidget(self.card_button)
         form.addRow("models", row)
-        self.trained_label = QLabel()
-        self.trained_label.setWordWrap(True)
+        self.trained_label = ElidedLabel(mode=Qt.TextElideMode.ElideRight)
         form.addRow("trained on", self.trained_label)
         self.provider_combo = QComboBox()
         self.provider_combo.addItems(PROVIDER_CHOICES)
         self.provider_combo.currentTextChanged.connect(self._forget_ensemble)
-        form.addRow("provider", self.provider_combo)
-        self.running_label = QLabel("not loaded yet")
-        self.running_label.setWordWrap(True)
-        form.addRow("running on", self.running_label)
         self.tta_combo = QComboBox()
-        self.tta_combo.addItems(["as the ensemble says", "none", "flip", "d4"])
-        form.addRow("TTA", self.tta_combo)
+        self.tta_combo.addItems(["ensemble's", "none", "flip", "d4"])
+        self.tta_combo.setToolTip("test-time augmentation: the ensemble's own setting, or none / flip / d4")
+        row = QHBoxLayout()
+        row.addWidget(self.provider_combo, 1)
+        row.addWidget(QLabel("TTA"))
+        row.addWidget(self.tta_combo, 1)
+        form.addRow("provider", row)
+        self.running_label = ElidedLabel("not loaded yet", mode=Qt.TextElideMode.ElideRight)
+        form.addRow("running on", self.running_label)
         layout.addWidget(model_box)
 
         field_box = QGroupBox("Field of view")
         form = QFormLayout(field_box)
+        form.setVerticalSpacing(3)
         self.field_combo = QComboBox()
         self.field_combo.currentTextChanged.connect(self._on_field_choice)
-        form.addRow("image", self.field_combo)
+        self.classify_button = QPushButton("Classify")
+        self.classify_button.clicked.connect(self.run)
+        row = QHBoxLayout()
+        row.addWidget(self.field_combo, 1)
+        row.addWidget(self.classify_button)
+        form.addRow("image", row)
         self.channel_combos: dict[str, QComboBox] = {}
         self._channel_labels: dict[str, QLabel] = {}
         for ch in CHANNELS:
@@ -137,20 +148,17 @@ class ClassifierWidget(QWidget):
             form.addRow(self._channel_labels[ch], combo)
         layout.addWidget(field_box)
 
-        self.classify_button = QPushButton("Classify")
-        self.classify_button.clicked.connect(self.run)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setTextVisible(False)
-        self.progress.setMaximumHeight(8)
-        layout.addWidget(self.classify_button)
+        self.progress.setMaximumHeight(6)
         layout.addWidget(self.progress)
 
         self.error_label = ErrorLabel()
         layout.addWidget(self.error_label)
 
-        self.summary_label = QLabel("Not classified yet.")
-        self.summary_label.setWordWrap(True)
+        # one line: the predicted classes are also the highlighted rows of the table below
+        self.summary_label = ElidedLabel("Not classified yet.", mode=Qt.TextElideMode.ElideRight)
         font = self.summary_label.font()
         font.setBold(True)
         self.summary_label.setFont(font)
@@ -159,12 +167,11 @@ class ClassifierWidget(QWidget):
         self.domain_label = QLabel()
         self.domain_label.setWordWrap(True)
         self.domain_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        font = self.domain_label.font()
+        font.setPointSizeF(font.pointSizeF() * 0.9)
+        self.domain_label.setFont(font)
         self.domain_label.hide()
         layout.addWidget(self.domain_label)
-
-        self.members_check = QCheckBox("show each member")
-        self.members_check.toggled.connect(self._fill_table)
-        layout.addWidget(self.members_check)
 
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["class", "probability", "threshold"])
@@ -176,27 +183,34 @@ class ClassifierWidget(QWidget):
         self.table.horizontalHeader().setSortIndicator(1, Qt.SortOrder.DescendingOrder)
         self.table.itemSelectionChanged.connect(self._on_table_selection)
         self._bar = BarDelegate(self.table)
-        self.table.setMinimumHeight(300)
+        rows = self.table.verticalHeader()
+        rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        rows.setDefaultSectionSize(self.fontMetrics().height() + 4)  # compact: 28 rows in view
+        self.table.setMinimumHeight(200)
         layout.addWidget(self.table, 1)
 
-        similar_box = QGroupBox("Similar images")
-        v = QVBoxLayout(similar_box)
+        v = QVBoxLayout()
         row = QHBoxLayout()
-        self.index_label = QLabel("no reference index")
-        self.index_label.setWordWrap(True)
+        self.index_label = ElidedLabel("similar images: no reference index")
         load_index = QPushButton("Load index…")
         load_index.clicked.connect(self._choose_index)
+        self.members_check = QCheckBox("each member")
+        self.members_check.setToolTip("a probability column per member of the ensemble")
+        self.members_check.toggled.connect(self._fill_table)
+        row.addWidget(self.members_check)
         row.addWidget(self.index_label, 1)
         row.addWidget(load_index)
         v.addLayout(row)
         self.neighbours = QListWidget()
         self.neighbours.setMaximumHeight(110)
         self.neighbours.itemDoubleClicked.connect(self._open_neighbour)
+        self.neighbours.hide()  # until there is something to list
         v.addWidget(self.neighbours)
         self.suggestion_label = QLabel()
         self.suggestion_label.setWordWrap(True)
+        self.suggestion_label.hide()
         v.addWidget(self.suggestion_label)
-        layout.addWidget(similar_box)
+        layout.addLayout(v)
 
     # ------------------------------------------------------------------ ensemble
 
@@ -205,7 +219,6 @@ class ClassifierWidget(QWidget):
         from ..engine import EnsembleError, read_manifest
 
         self.model_label.setText(str(self.models) if self.models else f"default ({default_ensemble_path()})")
-        self.model_label.setToolTip(self.model_label.text())
         manifest = self._manifest_path()
         trained_on = ""
         if manifest is not None and manifest.suffix == ".json":
@@ -453,6 +466,8 @@ class ClassifierWidget(QWidget):
         for row, c in enumerate(result.ranked()):
             predicted = c in result.labels
             name = QTableWidgetItem(f"{c}  {CLASS_NAMES[c]}")
+            name.setToolTip(f"{c} {CLASS_NAMES[c]}: p = {result.probs[c]:.3f}, threshold "
+                            f"{result.thresholds[c]:.3f}{' (predicted)' if predicted else ''}")
             name.setData(Qt.ItemDataRole.UserRole + 1, c)
             cells = [name, self._number(result.probs[c], bar=True),
                      self._number(result.thresholds[c], bar=False)]
@@ -484,6 +499,9 @@ class ClassifierWidget(QWidget):
         return rows
 
     def _show_attention(self, result: Classification) -> None:
+        """The maps as one layer (28 classes on the ``class`` slider, exactly over the field;
+        transparent where low, cyan where high, so the stains stay visible) and the
+        iso-contours of the class on show as a second layer."""
         name = attention_layer_name(result.image_id)
         scale = (1.0, *result.attention_scale)
         translate = (0.0, *result.attention_translate)
@@ -493,26 +511,29 @@ class ClassifierWidget(QWidget):
             layer.data = result.attention
             layer.scale, layer.translate = scale, translate
         else:
-            layer = self.viewer.add_image(
+            self.viewer.add_image(
                 result.attention,
                 name=name,
                 scale=scale,
                 translate=translate,
-                colormap="inferno",
-                blending="additive",
-                opacity=0.6,
+                colormap=_attention_colormap(),
+                blending="translucent",
+                opacity=0.35,
                 contrast_limits=(0.0, 1.0),
-                interpolation2d="linear",
+                interpolation2d="cubic",
                 metadata=meta,
             )
         labels = list(self.viewer.dims.axis_labels)
         labels[-3] = "class"
         self.viewer.dims.axis_labels = labels
-        self.viewer.canvas.overlays["text"].visible = True
+        overlay = self.viewer.canvas.overlays["text"]
+        overlay.visible = True
+        overlay.font_size = 11
         self.show_class(result.top_class)
 
     def show_class(self, c: int) -> None:
-        """Move the class slider to class ``c`` (the overlay then names it)."""
+        """Move the class slider to class ``c`` (the overlay then names it, and the contours
+        follow)."""
         if self.viewer.dims.ndim >= 3:
             self.viewer.dims.set_current_step(self.viewer.dims.ndim - 3, c)
         self._on_step()
@@ -523,8 +544,44 @@ class ClassifierWidget(QWidget):
         c = int(self.viewer.dims.current_step[self.viewer.dims.ndim - 3])
         if 0 <= c < NUM_CLASSES:
             self.viewer.canvas.overlays["text"].text = (
-                f"attention: {c} {CLASS_NAMES[c]} (p = {self.result.probs[c]:.2f})"
+                f"attention: {c} {CLASS_NAMES[c]} (p = {self.result.probs[c]:.2f})\n"
+                f"lines at {' / '.join(f'{v:g}' for v in LEVELS)}"
             )
+            # after the event that moved the slider (it may come while a layer is inserted)
+            QTimer.singleShot(0, self._show_contours)
+
+    def _show_contours(self) -> None:
+        result = self.result
+        if result is None or result.attention is None or self.viewer.dims.ndim < 3:
+            return
+        c = int(self.viewer.dims.current_step[self.viewer.dims.ndim - 3])
+        if not 0 <= c < NUM_CLASSES:
+            return
+        field_shape = self._field_shape(result.image_id)
+        if field_shape is None:
+            return
+        lines = contours(result.attention[c], field_shape)
+        name = contours_layer_name(result.image_id)
+        widen = max(field_shape) / 512  # widths are in field pixels: keep them visible on large fields
+        data = [line.path for line in lines]
+        widths = [LEVEL_STYLE[line.level][0] * widen for line in lines]
+        colors = [(*CONTOUR_COLOR, LEVEL_STYLE[line.level][1]) for line in lines]
+        if name in self.viewer.layers:
+            layer = self.viewer.layers[name]
+            layer.data = []
+        else:
+            layer = self.viewer.add_shapes(name=name, ndim=2, metadata=contours_metadata(result.image_id, c))
+            self.viewer.layers.selection.active = self.viewer.layers[attention_layer_name(result.image_id)]
+        if data:
+            layer.add_paths(data, edge_width=widths, edge_color=colors)
+        layer.metadata = contours_metadata(result.image_id, c)
+
+    def _field_shape(self, image_id: str) -> tuple[int, int] | None:
+        for layer in self.viewer.layers:
+            if layer.metadata.get(ID_KEY) == image_id and not is_attention_layer(layer.name, layer.metadata) \
+                    and getattr(layer.data, "ndim", 0) == 2:
+                return tuple(layer.data.shape)
+        return None
 
     def _on_table_selection(self) -> None:
         rows = self.table.selectionModel().selectedRows()
@@ -545,12 +602,16 @@ class ClassifierWidget(QWidget):
         except HPAError as exc:
             self._show_error(str(exc))
             return
-        self.index_label.setText(f"{Path(path).name}: {len(self.index)} reference images")
+        self.index_label.setText(f"similar images: {Path(path).name}, {len(self.index)} reference images")
+        self.index_label.setToolTip(str(path))
 
     def _show_neighbours(self, embedding) -> None:
         self.neighbours.clear()
         self.suggestion_label.clear()
-        if self.index is None or embedding is None:
+        shown = self.index is not None and embedding is not None
+        self.neighbours.setVisible(shown)
+        self.suggestion_label.setVisible(shown)
+        if not shown:
             return
         try:
             found = self.index.query(embedding, k=5, exclude=self.result.image_id)
@@ -587,3 +648,10 @@ class ClassifierWidget(QWidget):
 
     def _clear_error(self) -> None:
         self.error_label.clear_error()
+
+
+def _attention_colormap():
+    """Transparent at 0, cyan at 1: the maps tint the field without washing out the stains."""
+    from napari.utils.colormaps import Colormap
+
+    return Colormap([[0.0, 0.9, 1.0, 0.0], [0.0, 0.9, 1.0, 1.0]], name="hpa attention")

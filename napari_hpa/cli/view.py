@@ -39,6 +39,7 @@ def cmd_view(args: argparse.Namespace) -> int:
         classify=args.command == "demo" or args.classify,
         models=args.models,
         screenshot=args.screenshot,
+        palette=args.palette,
         size=tuple(args.window_size),
         title=f"napari-hpa {args.command}",
     )
@@ -61,6 +62,10 @@ def _viewer_options(p: argparse.ArgumentParser) -> None:
     models_option(p, "ensemble.json or .onnx to classify with (default: bundled)")
     p.add_argument(
         "--screenshot", type=Path, help="save a PNG of the whole window, then exit"
+    )
+    p.add_argument(
+        "--palette", action="store_true",
+        help="save the screenshot as a 256-colour PNG (about a third of the size; for documentation)",
     )
     p.add_argument(
         "--json", action="store_true", help="print the layers (name, shape, scale, translate)"

@@ -10,6 +10,7 @@ from onnx_toys import make_toy
 from napari_hpa._qt.classifier import BY_HAND, ClassifierWidget
 from napari_hpa.classes import CLASS_NAMES
 from napari_hpa.classify import classify
+from napari_hpa.attention import contours as attention_contours
 from napari_hpa.engine import Ensemble
 from napari_hpa.similar import ReferenceIndex, build_index
 
@@ -72,14 +73,26 @@ def test_classify_shows_the_engine_numbers_and_attention(make_napari_viewer, qtb
     hi = att.translate[1] + (att.data.shape[1] - 0.5) * att.scale[1]
     assert (lo, hi) == (-0.5, 63.5)
     assert viewer.dims.axis_labels[0] == "class"
+    # drawn so the stains stay visible: transparent where the map is low
+    assert att.colormap.colors[0][3] == 0 and att.blending == "translucent"
 
     # the slider starts at the top class; selecting a class in the table moves it
     assert viewer.dims.current_step[0] == expected.top_class
+    qtbot.waitUntil(lambda: "fov attention contours" in viewer.layers)
+    contours = viewer.layers["fov attention contours"]
+    qtbot.waitUntil(lambda: contours.metadata.get("class") == expected.top_class)
     target_row = 5
     c = rows[target_row][0]
     widget.table.selectRow(target_row)
     assert viewer.dims.current_step[0] == c
     assert CLASS_NAMES[c] in viewer.canvas.overlays["text"].text
+    # the contours follow, as the core draws them for that class, inside the field
+    qtbot.waitUntil(lambda: contours.metadata.get("class") == c)
+    lines = attention_contours(expected.attention[c], (64, 64))
+    assert len(contours.data) == len(lines)
+    for drawn, line in zip(contours.data, lines):
+        np.testing.assert_allclose(drawn, line.path, atol=1e-4)
+        assert drawn.min() >= -0.5 and drawn.max() <= 63.5
 
     # per-member columns on demand
     widget.members_check.setChecked(True)
@@ -246,3 +259,32 @@ def test_a_foreign_onnx_is_imported_from_the_widget_and_then_used(make_napari_vi
     np.testing.assert_allclose(result.probs, want, atol=1e-4)
     assert result.verdict.in_domain is None  # no calibration fields: the domain is unknown
     assert widget.domain_label.text().startswith("Domain unknown")
+
+
+def test_the_dock_fits_and_says_in_full_what_it_shortens(make_napari_viewer, qtbot, toy, field):
+    """At 1400 x 900, no text is cut without the whole of it as tooltip, there is one scroll
+    area (the class table's) and every class row is in view once classified."""
+    from qtpy.QtWidgets import QAbstractScrollArea, QLabel
+
+    _, paths = field
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1400, 900)
+    viewer.open(str(paths["red"]), plugin="napari-hpa")
+    long = paths["red"].parent / ("a-very-long-folder-name-" * 6) / "ensemble.json"
+    widget = ClassifierWidget(viewer, models=toy.path)
+    viewer.window.add_dock_widget(widget, area="right")
+    widget.model_label.setText(str(long))
+    _classify(qtbot, widget)
+    qtbot.wait(50)
+    for label in widget.findChildren(QLabel):
+        shown = label.shown_text() if hasattr(label, "shown_text") else label.text()
+        if label.isVisible() and not label.wordWrap() and shown and \
+                label.fontMetrics().horizontalAdvance(shown) > label.width() + 1:
+            assert label.toolTip(), f"{shown!r} is cut without a tooltip"
+    assert widget.model_label.shown_text() != str(long) and widget.model_label.toolTip() == str(long)
+    scrolls = [w for w in widget.findChildren(QAbstractScrollArea)
+               if w.isVisible() and (w is widget.table or not widget.table.isAncestorOf(w))]  # not its headers
+    assert scrolls == [widget.table]
+    table = widget.table
+    last = table.rowViewportPosition(table.rowCount() - 1) + table.rowHeight(table.rowCount() - 1)
+    assert last <= table.viewport().height(), "some class rows are out of view"
