@@ -124,6 +124,7 @@ class FolderWidget(QWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.setMinimumHeight(220)  # about ten rows, also beside other docks
         self.table.cellClicked.connect(lambda r, _c: self.go(r))
         layout.addWidget(self.table, 1)
         self.image_message = QLabel("")

@@ -81,6 +81,14 @@ class PredictWidget(Container):
         self.error: BaseException | None = None
         self.cancelled = False
         self.output_folder: Path | None = None
+        # First imports hold the GIL for a few hundred ms: take them now, not in the worker
+        # (where they would stall the viewer), as the classifier widget does.
+        import onnxruntime  # noqa: F401
+        from skimage.transform import resize  # noqa: F401  (skimage loads it lazily)
+
+        from ..engine import ensemble, providers, stream  # noqa: F401
+        from ..engine.providers import ProviderRequest, create_session  # noqa: F401
+
         folder = folder or self._viewer_folder()
         if folder:
             self.folder_edit.value = str(folder)
