@@ -67,8 +67,9 @@ def read_paths(path: str | list[str]) -> list[LayerDataTuple]:
             extra = {"folder": str(Path(p)), "sets_in_folder": count}
             _notify(
                 f"{Path(p).name} holds {count} image sets; opened the first, {source.id!r}. "
-                "Use the label review to browse them."
+                f"The HPA folder dock lists them ({FOLDER_KEYS})."
             )
+            _dock_folder(Path(p))
         layers.extend(image_set_layers(read_set(source), extra))
     return layers or [(None,)]  # napari's "read, nothing to add" sentinel
 
@@ -108,6 +109,31 @@ def image_set_layers(image_set: ImageSet, metadata: dict | None = None) -> list[
         }
         layers.append((image_set.data[i], kwargs, "image"))
     return layers
+
+
+FOLDER_KEYS = "PageDown / PageUp: next / previous"
+FOLDER_WIDGET = "HPA folder"  # the manifest's display name of napari_hpa._qt.folder:FolderWidget
+
+
+def _dock_folder(folder: Path) -> None:
+    """Once napari has added the layers, dock the folder list of the current viewer (it
+    takes over the set just opened) and show ``folder`` in it."""
+    from napari import current_viewer
+
+    viewer = current_viewer()
+    if viewer is None:
+        return
+    from qtpy.QtCore import QTimer
+
+    def dock():
+        try:
+            _, widget = viewer.window.add_plugin_dock_widget("napari-hpa", FOLDER_WIDGET)
+        except Exception as exc:  # a closed window, a plugin not registered (scripts)
+            _notify(f"cannot dock the folder list: {type(exc).__name__}: {exc}")
+            return
+        widget.open_folder(folder)
+
+    QTimer.singleShot(0, dock)
 
 
 def _notify(message: str) -> None:

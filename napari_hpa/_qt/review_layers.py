@@ -1,6 +1,7 @@
-"""The four layers of the image set that the review widget shows in a napari viewer: updated
-in place when the shapes and dtypes match (the viewer's dims relayout runs once, not per
-layer), else removed and added afresh.
+"""The four layers of the image set on screen in a napari viewer (the label review and the
+folder dock both swap sets through :class:`SetLayers`): updated in place when the dtype
+matches, so the user's contrast limits, gamma, opacity and visibility stay and the viewer's
+dims relayout runs once, not per layer; else removed and added afresh.
 """
 
 from __future__ import annotations
@@ -23,15 +24,21 @@ class SetLayers:
         """The layers still in the viewer (empty when none is shown)."""
         return [l for l in self._layers if l in self.viewer.layers]
 
+    def adopt(self, layers: list) -> None:
+        """Take over four channel layers already in the viewer (red, green, blue, yellow:
+        the reader's order), e.g. the ones a folder opened with."""
+        self._layers = list(layers)
+
     def show(self, image_set: ImageSet, meta: dict) -> None:
-        """Replace the previous set's four layers (in place when shape and dtype match)."""
+        """Replace the previous set's four layers: in place (data, name, metadata) when the
+        dtypes match, whatever the shapes; else afresh."""
         tuples = image_set_layers(image_set, meta)
         layers = self.layers
         if len(layers) == len(tuples) and all(
-            l.data.shape == d.shape and l.data.dtype == d.dtype
+            l.data.ndim == d.ndim and l.data.dtype == d.dtype
             for l, (d, _, _) in zip(layers, tuples)
         ):
-            # Same shapes: the viewer's dims need recomputing once, not after each layer.
+            # The viewer's dims need recomputing once, after the last layer, not after each.
             relayout = getattr(self.viewer, "_on_layers_change", None)
             for n, (layer, (data, kwargs, _)) in enumerate(zip(layers, tuples)):
                 last = n == len(layers) - 1
