@@ -38,9 +38,10 @@ from ..review import ORDERS, ReviewSession
 from ..review.prefetch import LoadedSet, PrefetchCache
 from ..review.view import review_view
 from ._common import ErrorLabel
-from .review_keys import KEYS, bind_keys, keys_legend, unbind_viewer_keys
+from .review_keys import KEYS, STRIP_KEYS, bind_keys, keys_legend, unbind_keys
 from .review_layers import SetLayers
 from .review_panels import ClassPanel, QueuePanel
+from .review_strip import DecisionStrip
 
 MESSAGE_STYLE = "color: #ffb347; font-weight: bold;"
 PREFETCH_DELAY_MS = 60
@@ -77,7 +78,6 @@ class ReviewWidget(QWidget):
         self._nav_t0 = time.perf_counter()
         self._set_layers = SetLayers(napari_viewer)
         self._worker = None
-        self._viewer_keys: list[str] = []
         self._image_ready.connect(self._on_image_ready)
         # Prefetch starts a moment after an image is shown, so the reads do not compete with
         # drawing it (and a key held down does not start a read for every image passed).
@@ -119,7 +119,6 @@ class ReviewWidget(QWidget):
         self.filter_combo = self.queue_panel.filter_combo
         self.jump_edit = self.queue_panel.jump_edit
         self.queue_status = self.queue_panel.status
-        layout.addWidget(self.queue_panel)
 
         nav = QHBoxLayout()
         self.prev_button = QPushButton("◀")
@@ -147,11 +146,13 @@ class ReviewWidget(QWidget):
         self.image_message.hide()
         layout.addWidget(self.image_message)
 
+        self.strip = DecisionStrip()
+        self.strip.item_chosen.connect(self.act_on_item)
+        self.strip.accept_all.connect(self.accept_proposals)
+        self.accept_button = self.strip.accept_button
+        layout.addWidget(self.strip)
+
         actions = QHBoxLayout()
-        self.accept_button = QPushButton("Accept model")
-        self.accept_button.setToolTip(f"set the labels to the model's predicted set "
-                                      f"({KEYS['accept'][0]})")
-        self.accept_button.clicked.connect(self.accept_predicted)
         self.reviewed_check = QCheckBox("reviewed")
         self.reviewed_check.setToolTip(f"{KEYS['reviewed'][0]}")
         self.reviewed_check.clicked.connect(self.set_reviewed)
@@ -161,13 +162,9 @@ class ReviewWidget(QWidget):
         self.redo_button = QPushButton("Redo")
         self.redo_button.setToolTip(KEYS["redo"][0])
         self.redo_button.clicked.connect(self.redo)
-        for w in (self.accept_button, self.reviewed_check, self.undo_button, self.redo_button):
+        for w in (self.reviewed_check, self.undo_button, self.redo_button):
             actions.addWidget(w)
         layout.addLayout(actions)
-
-        self.predicted_label = QLabel()
-        self.predicted_label.setWordWrap(True)
-        layout.addWidget(self.predicted_label)
 
         self.class_panel = ClassPanel()
         self.class_panel.class_clicked.connect(self.toggle_class)
@@ -183,6 +180,7 @@ class ReviewWidget(QWidget):
         note_row.addWidget(QLabel("note"))
         note_row.addWidget(self.note_edit, 1)
         layout.addLayout(note_row)
+        layout.addWidget(self.queue_panel)
 
         export_box = QGroupBox("Export")
         ex = QHBoxLayout(export_box)
@@ -203,17 +201,18 @@ class ReviewWidget(QWidget):
 
     def _bind_keys(self) -> None:
         handlers = {
-            "next": self.next, "previous": self.previous, "accept": self.accept_predicted,
+            **{f"item{n}": (lambda i=n - 1: self.act_on_item(i))
+               for n in range(1, STRIP_KEYS + 1)},
+            "next": self.next, "previous": self.previous, "accept": self.accept_proposals,
             "reviewed": self.toggle_reviewed, "undo": self.undo, "redo": self.redo,
             "jump": lambda: self._focus(self.jump_edit),
             "note": lambda: self._focus(self.note_edit),
         }
-        self.shortcuts, self._viewer_keys = bind_keys(self, self.viewer, handlers)
+        self.shortcuts = bind_keys(self, self.viewer, handlers)
 
     def unbind_keys(self) -> None:
-        """Remove this widget's bindings from the viewer keymap."""
-        unbind_viewer_keys(self.viewer, self._viewer_keys)
-        self._viewer_keys = []
+        """The napari actions no longer reach this widget."""
+        unbind_keys(self.viewer)
 
     def _focus(self, edit: QLineEdit) -> None:
         edit.setFocus()
@@ -406,7 +405,18 @@ class ReviewWidget(QWidget):
         self._edit(lambda s, i: s.toggle(i, cls))
 
     def accept_predicted(self) -> None:
+        """Replace the labels by the model's predicted set (weak calls included)."""
         self._edit(lambda s, i: s.accept_predicted(i))
+
+    def accept_proposals(self) -> None:
+        """Apply the strong proposals of the decision strip in one edit."""
+        self._edit(lambda s, i: s.accept_proposals(i))
+
+    def act_on_item(self, index: int) -> None:
+        """Apply the decision strip's item ``index`` (0-based): add or drop its class."""
+        props = self.strip.proposals
+        if 0 <= index < len(props):
+            self.toggle_class(props[index].cls)
 
     def set_reviewed(self, reviewed: bool = True) -> None:
         self._edit(lambda s, i: s.mark_reviewed(i, bool(reviewed)))
@@ -491,7 +501,7 @@ class ReviewWidget(QWidget):
             self._remove_layers()
             self.shown_image_id = self._wanted = None
             self.position_label.clear()
-            self.predicted_label.clear()
+            self.strip.show_view(None)
             if s is None:
                 self.session_label.setText("No session open.")
             return
@@ -500,8 +510,7 @@ class ReviewWidget(QWidget):
         self.queue_panel.show_view(view, status=not self.busy)
 
         self.class_panel.show_view(view)
-        self.predicted_label.setText(view.labels_text)
-        self.accept_button.setEnabled(view.predicted is not None)
+        self.strip.show_view(view)
         self.reviewed_check.setChecked(view.reviewed)
         if not self.note_edit.isModified() or self.note_edit.text() == view.note:
             self.note_edit.setText(view.note)

@@ -1,11 +1,9 @@
 """The four layers of the image set that the review widget shows in a napari viewer: updated
-in place when the shapes and dtypes match (the viewer's dims relayout runs once, not per
-layer), else removed and added afresh.
+in place when the shapes and dtypes match (the layers, their selection and the view stay),
+else removed and added afresh.  Only public napari API.
 """
 
 from __future__ import annotations
-
-from contextlib import nullcontext
 
 from .._reader import image_set_layers
 from ..imageset import ImageSet
@@ -31,13 +29,8 @@ class SetLayers:
             l.data.shape == d.shape and l.data.dtype == d.dtype
             for l, (d, _, _) in zip(layers, tuples)
         ):
-            # Same shapes: the viewer's dims need recomputing once, not after each layer.
-            relayout = getattr(self.viewer, "_on_layers_change", None)
-            for n, (layer, (data, kwargs, _)) in enumerate(zip(layers, tuples)):
-                last = n == len(layers) - 1
-                with (nullcontext() if last or relayout is None
-                      else layer.events.data.blocker(relayout)):
-                    layer.data = data
+            for layer, (data, kwargs, _) in zip(layers, tuples):
+                layer.data = data
                 layer.metadata = kwargs["metadata"]
                 layer.name = kwargs["name"]
             return

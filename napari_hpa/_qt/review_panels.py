@@ -27,6 +27,7 @@ from ..classes import CLASSES, NUM_CLASSES
 from ..review.ordering import NEEDS_PROBABILITIES, ORDERS
 from ..review.view import ReviewView
 from .review_keys import KEYS
+from .review_strip import mnemonic_safe
 
 #: Highlight colours (background of the class row) and their legend text.
 IMPROBABLE_COLOUR = "#b5452f"  # labelled, but the model finds it improbable
@@ -132,7 +133,7 @@ class ClassPanel(QWidget):
             g = QGridLayout(box)
             g.setVerticalSpacing(1)
             for r, c in enumerate(x for x in CLASSES if x.compartment == comp):
-                check = QCheckBox(f"{c.index} {c.name}")
+                check = QCheckBox(mnemonic_safe(f"{c.index} {c.name}"))
                 check.clicked.connect(lambda _=False, k=c.index: self.class_clicked.emit(k))
                 prob = QLabel("")
                 prob.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)

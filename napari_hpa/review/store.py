@@ -28,6 +28,7 @@ from ..errors import SessionError
 from ..imageset import CHANNEL_EXTENSIONS, SetSource
 from ..labels import Target, format_target, is_plain_id, parse_target
 from . import export as _export
+from .decisions import Proposal, accept_plan, proposals
 from .db import SCHEMA_VERSION, SCORE_KIND, SessionDB, create_file
 from .edits import EDIT_KINDS, Edit, EditLog, default_reviewer
 from .highlights import Highlights, highlights_of, predicted_set
@@ -207,6 +208,25 @@ class ReviewSession:
         without probabilities."""
         return predicted_set(self.probabilities(image_id), self._db.thresholds)
 
+    @property
+    def calibration(self) -> np.ndarray | None:
+        """The per-class Platt scaling ``(2, 28)`` fitted by the last :meth:`compute_issues`,
+        or ``None``."""
+        text = self._db.meta.get("calibration")
+        if not text:
+            return None
+        try:
+            ab = np.asarray(json.loads(text), dtype=np.float64)
+        except (ValueError, TypeError):
+            return None
+        return ab if ab.shape == (2, NUM_CLASSES) and np.isfinite(ab).all() else None
+
+    def proposals(self, image_id: str) -> tuple[Proposal, ...]:
+        """The model's proposals for the current labels of ``image_id``, strongest first
+        (:func:`.decisions.proposals`)."""
+        rec = self.record(image_id)
+        return proposals(rec.labels, rec.probs, self._db.thresholds, self.calibration)
+
     def _highlights(self, labels: Target, probs: np.ndarray, issues, basis) -> Highlights:
         basis = () if issues is None else self._db.target(basis)
         return highlights_of(labels, probs, self._db.thresholds, issues, basis)
@@ -347,6 +367,20 @@ class ReviewSession:
                 path=self.path,
             )
         return self.set_labels(image_id, pred, note=note, reviewer=reviewer, kind="accept")
+
+    def accept_proposals(
+        self, image_id: str, *, note: str | None = None, reviewer: str | None = None
+    ) -> Edit | None:
+        """Apply the strong proposals of :meth:`proposals` in one edit; the weak ones are
+        kept (:func:`.decisions.accept_plan`)."""
+        rec = self.record(image_id)
+        if rec.probs is None:
+            raise SessionError(
+                "has no model probabilities, so there are no proposals to accept", path=self.path
+            )
+        plan = accept_plan(rec.labels, self.proposals(image_id))
+        return self.set_labels(image_id, plan.after, note=note, reviewer=reviewer,
+                               kind="accept")
 
     def mark_reviewed(
         self, image_id: str, reviewed: bool = True, *, reviewer: str | None = None
