@@ -29,6 +29,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -139,10 +140,12 @@ class ReviewWidget(QWidget):
         nav.addWidget(self.next_button)
         layout.addLayout(nav)
 
-        self.image_message = QLabel()
-        self.image_message.setWordWrap(True)
+        self.image_message = QLabel()  # one line that keeps its place: the layout does not jump
         self.image_message.setStyleSheet(MESSAGE_STYLE)
         self.image_message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        policy = QSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        policy.setRetainSizeWhenHidden(True)
+        self.image_message.setSizePolicy(policy)
         self.image_message.hide()
         layout.addWidget(self.image_message)
 
@@ -573,6 +576,7 @@ class ReviewWidget(QWidget):
             self._remove_layers()
             self.shown_message = loaded.message
             self.image_message.setText(loaded.message)
+            self.image_message.setToolTip(loaded.message)
             self.image_message.show()
         self.shown_image_id = loaded.id
         self.last_show_ms = (time.perf_counter() - self._nav_t0) * 1000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QApplication
 from review_gui import ALT, WAIT, _open, _wait_shown, stored
 
 pytestmark = pytest.mark.gui
@@ -80,3 +81,50 @@ def test_ampersand_is_shown_as_one(review, qtbot, session_path):
 
     p = Proposal("drop", 27, 0.1, 0.5, 0.9)
     assert mnemonic_safe(p.text) == "drop 27 Rods && rings"
+
+
+@pytest.fixture
+def flagged_path(tmp_path):
+    """Images whose flagged classes sit at the bottom of the class list (membranes, cytoplasm)."""
+    import numpy as np
+
+    from napari_hpa.classes import NUM_CLASSES
+    from napari_hpa.labels import write_probabilities
+    from napari_hpa.review import ReviewSession
+
+    labels = {"m1": "0 27", "m2": "19", "m3": "0", "m4": "21 22"}
+    p = np.full((4, NUM_CLASSES), 0.02)
+    p[0, 0], p[0, 27], p[0, 17] = 0.9, 0.05, 0.9  # drop 27, add 17
+    p[1, 19], p[1, 26] = 0.1, 0.9  # drop 19, add 26
+    p[2, 0] = 0.9  # agrees
+    p[3, 21], p[3, 22], p[3, 20] = 0.9, 0.3, 0.8  # drop 22, add 20
+    (tmp_path / "labels.csv").write_text(
+        "Id,Target\n" + "".join(f"{i},{t}\n" for i, t in labels.items()))
+    probs = write_probabilities(tmp_path / "probs.csv", list(labels), p)
+    path = tmp_path / "f.hpa"
+    ReviewSession.create(path, None, tmp_path / "labels.csv", probs).close()
+    return path, {"m1": (17, 27), "m2": (19, 26), "m3": (), "m4": (20, 22)}
+
+
+def test_flagged_classes_are_in_view_on_every_image(review, qtbot, flagged_path):
+    viewer, widget = review
+    path, expected = flagged_path
+    viewer.window._qt_window.resize(1000, 700)  # a short dock: the list must scroll
+    assert widget.open_session(path)
+    panel = widget.class_panel
+    bar = panel.scroll.verticalScrollBar()
+    for image_id, flagged in expected.items():
+        qtbot.waitUntil(lambda i=image_id: widget.current_id == i, timeout=WAIT)
+        QApplication.processEvents()
+        assert bar.maximum() > 0  # the list is longer than its view
+        assert bar.value() == 0  # each image starts at the top
+        assert tuple(k for k, f in widget.class_flags().items() if f) == flagged
+        for k in flagged:
+            assert panel.in_view(k), (image_id, k)
+        # scrolled away, the next image starts at the top again
+        bar.setValue(bar.maximum())
+        QApplication.processEvents()
+        if flagged:
+            assert not all(panel.in_view(k) for k in flagged)
+        widget.next()
+    assert panel.checks[27].text() == "27 Rods && rings"
