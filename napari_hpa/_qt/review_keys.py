@@ -6,8 +6,9 @@ Keys (chosen not to clash with napari 0.9's own shortcuts; see :data:`KEYS`):
 Alt+1 ... Alt+9        act on the decision strip's item 1 ... 9 (add / drop a class)
 Alt+A                  accept all strong proposals (the strip says what it does)
 Alt+Right / Alt+Left   next / previous image of the queue
-Alt+R                  mark reviewed / not reviewed
+Alt+R / Alt+U          mark reviewed / unsure (toggles)
 Ctrl+Z / Ctrl+Shift+Z  undo / redo one decision (the session's undo)
+Alt+T                  type a class number or name prefix (Enter toggles it)
 Alt+J / Alt+N          focus the jump-to-id box / the note box
 =====================  ===========================================================
 
@@ -38,8 +39,10 @@ KEYS: dict[str, tuple[str, str, str]] = {
     "next": ("Alt+Right", "Alt-Right", "next image"),
     "previous": ("Alt+Left", "Alt-Left", "previous image"),
     "reviewed": ("Alt+R", "Alt-R", "mark reviewed / not reviewed"),
+    "unsure": ("Alt+U", "Alt-U", "mark unsure / not unsure"),
     "undo": ("Ctrl+Z", "Control-Z", "undo one decision"),
     "redo": ("Ctrl+Shift+Z", "Control-Shift-Z", "redo"),
+    "type": ("Alt+T", "Alt-T", "type a class number or name to toggle"),
     "jump": ("Alt+J", "Alt-J", "type an id to jump to"),
     "note": ("Alt+N", "Alt-N", "type a note"),
 }

@@ -125,3 +125,26 @@ def accept_plan(labels: Target, props: tuple[Proposal, ...]) -> Plan:
     applied = tuple(p for p in props if p.strong)
     kept = tuple(p for p in props if not p.strong)
     return Plan(tuple(labels), apply(labels, applied), applied, kept)
+
+
+def class_for(text: str) -> int:
+    """The class that ``text`` names: its index (``"27"``) or the start of its name, case
+    ignored (``"rods"``, ``"nucleoli f"``); ``ValueError`` saying why not (none, several)."""
+    text = " ".join(str(text).split()).lower()
+    if not text:
+        raise ValueError("type a class number or the start of its name")
+    if text.isdigit():
+        k = int(text)
+        if not 0 <= k < len(CLASSES):
+            raise ValueError(f"class {k} is outside 0-{len(CLASSES) - 1}")
+        return k
+    exact = [c.index for c in CLASSES if c.name.lower() == text]
+    if exact:
+        return exact[0]
+    found = [c for c in CLASSES if c.name.lower().startswith(text)]
+    if not found:
+        raise ValueError(f"no class name starts with {text!r}")
+    if len(found) > 1:
+        raise ValueError(f"{text!r} starts {len(found)} class names: "
+                         + ", ".join(f"{c.index} {c.name}" for c in found))
+    return found[0].index

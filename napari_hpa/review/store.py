@@ -49,6 +49,7 @@ class ImageRecord:
     #: P(labels right) from the last :meth:`ReviewSession.compute_issues`, or ``None``
     #: when not computed or the labels changed since
     score: float | None = None
+    unsure: bool = False
 
     @property
     def changed(self) -> bool:
@@ -78,6 +79,8 @@ class ReviewSession:
         self.reviewer = reviewer or default_reviewer()
         self._edits = EditLog(db)
         self._queue = Queue(db)
+        #: a label edit also marks the image reviewed (one decision, undone as one)
+        self.review_on_edit = False
 
     @classmethod
     def create(
@@ -160,8 +163,8 @@ class ReviewSession:
         """The record of ``image_id`` and its stored issue bits and their basis (one query)."""
         db = self._db
         row = db.row(image_id)
-        original, labels, reviewed, note, probs, score, issues, basis = db.query_one(
-            "SELECT original, labels, reviewed, note, probs, score, issues, issues_basis "
+        original, labels, reviewed, note, probs, score, issues, basis, unsure = db.query_one(
+            "SELECT original, labels, reviewed, note, probs, score, issues, issues_basis, unsure "
             "FROM images WHERE row=?",
             (row,),
         )
@@ -174,6 +177,7 @@ class ReviewSession:
             note,
             None if probs is None else db.probs(probs),
             score if basis == labels and db.meta.get("score") == SCORE_KIND else None,
+            bool(unsure),
         )
         return rec, issues, basis
 
@@ -337,8 +341,16 @@ class ReviewSession:
     ) -> Edit | None:
         """Replace the label set (``"0 25"`` or ``[0, 25]``); ``ValueError`` for a bad class."""
         after = format_target(_as_target(target))
-        return self._edits.edit(image_id, "labels", lambda before: after, kind, note,
-                                reviewer or self.reviewer)
+        return self._label_edit(image_id, lambda before: after, kind, note, reviewer)
+
+    def _label_edit(self, image_id, compute, kind, note, reviewer) -> Edit | None:
+        """A label edit; with :attr:`review_on_edit` it marks the image reviewed in the same
+        decision (one undo)."""
+        reviewer = reviewer or self.reviewer
+        if not self.review_on_edit:
+            return self._edits.edit(image_id, "labels", compute, kind, note, reviewer)
+        return self._edits.decide(image_id, [("labels", compute), ("reviewed", lambda b: "1")],
+                                  kind, note, reviewer)
 
     def toggle(
         self, image_id: str, cls: int, *, note: str | None = None, reviewer: str | None = None
@@ -353,8 +365,7 @@ class ReviewSession:
             s ^= {cls}
             return format_target(s)
 
-        return self._edits.edit(image_id, "labels", flip, "toggle", note,
-                                reviewer or self.reviewer)
+        return self._label_edit(image_id, flip, "toggle", note, reviewer)
 
     def accept_predicted(
         self, image_id: str, *, note: str | None = None, reviewer: str | None = None
@@ -388,6 +399,39 @@ class ReviewSession:
         value = "1" if reviewed else "0"
         return self._edits.edit(image_id, "reviewed", lambda before: value, "review", None,
                                 reviewer or self.reviewer)
+
+    def mark_unsure(
+        self, image_id: str, unsure: bool = True, *, reviewer: str | None = None
+    ) -> Edit | None:
+        """The reviewer's "unsure" mark (logged, undoable, exported in the review CSV)."""
+        value = "1" if unsure else "0"
+        return self._edits.edit(image_id, "unsure", lambda before: value, "unsure", None,
+                                reviewer or self.reviewer)
+
+    @property
+    def saved_reviewer(self) -> str | None:
+        """The reviewer name last remembered in this session (:meth:`remember_reviewer`)."""
+        return self._db.state("reviewer") or None
+
+    def remember_reviewer(self, name: str) -> None:
+        """Sign the following edits with ``name`` and remember it in the session file."""
+        name = str(name).strip()
+        if not name:
+            raise ValueError("the reviewer name is empty")
+        with self._db.write() as c:
+            c.execute("INSERT OR REPLACE INTO state VALUES ('reviewer', ?)", (name,))
+        self.reviewer = name
+
+    def progress(self) -> tuple[int, int, int]:
+        """``(reviewed, changed, images)`` of the current queue."""
+        everything = self.queue_order == "listed" and not self.class_filter
+        where = "1" if everything else "row IN (SELECT row FROM queue)"
+        with self._db.read() as c:
+            reviewed, changed, n = c.execute(
+                f"SELECT COALESCE(SUM(reviewed != 0), 0), COALESCE(SUM(labels != original), 0), "
+                f"COUNT(*) FROM images WHERE {where}"
+            ).fetchone()
+        return int(reviewed), int(changed), int(n)
 
     def set_note(self, image_id: str, note: str, *, reviewer: str | None = None) -> Edit | None:
         """The image's free-text note (logged like any edit, undoable)."""

@@ -40,6 +40,14 @@ class ReviewView:
     can_redo: bool
     proposals: tuple[Proposal, ...] = ()  # strongest first
     plan: Plan | None = None  # what accepting all proposals does
+    unsure: bool = False
+    progress: tuple[int, int, int] = (0, 0, 0)  # reviewed, changed, images of the queue
+
+    @property
+    def progress_text(self) -> str:
+        """``"12 of 60 reviewed, 5 changed"`` (of the queue)."""
+        reviewed, changed, n = self.progress
+        return f"{reviewed} of {n} reviewed, {changed} changed"
 
     @property
     def labels_words(self) -> str:
@@ -99,5 +107,7 @@ def review_view(session: ReviewSession) -> ReviewView | None:
         can_undo=session.can_undo,
         can_redo=session.can_redo,
         proposals=props,
+        unsure=rec.unsure,
+        progress=session.progress(),
         plan=None if rec.probs is None else accept_plan(rec.labels, props),
     )

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.gui
 
 def test_keys_in_the_dock_drive_the_store(review, qtbot, session_path):
     viewer, widget = review
+    widget.review_on_edit_check.setChecked(False)  # the review mark on its own key
     _open(qtbot, widget, session_path, "a")
     assert widget.id_label.text() == "a"
     assert widget.position_label.text() == "1 / 5"
@@ -92,6 +93,7 @@ def test_keys_in_the_dock_drive_the_store(review, qtbot, session_path):
 
 def test_keys_with_an_image_layer_selected(review, qtbot, session_path):
     viewer, widget = review
+    widget.review_on_edit_check.setChecked(False)  # the review mark on its own key
     _open(qtbot, widget, session_path, "a")
     viewer.layers.selection.active = widget.image_layers[1]  # "a protein"
     canvas = viewer.window._qt_viewer.canvas.native

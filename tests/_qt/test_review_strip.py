@@ -128,3 +128,67 @@ def test_flagged_classes_are_in_view_on_every_image(review, qtbot, flagged_path)
             assert not all(panel.in_view(k) for k in flagged)
         widget.next()
     assert panel.checks[27].text() == "27 Rods && rings"
+
+
+def test_live_counts_one_undo_per_decision_and_type_to_toggle(review, qtbot, session_path):
+    viewer, widget = review
+    _open(qtbot, widget, session_path, "a")
+    assert widget.progress_label.text() == "0 of 5 reviewed, 0 changed"
+    widget.next()
+    _wait_shown(qtbot, widget, "b")
+    focus = widget.class_checks[0]
+    focus.setFocus()
+    _alt(qtbot, focus, Qt.Key.Key_A)  # drop 3, add 4 and mark reviewed: one decision
+    st = stored(session_path)
+    assert st["labels"]["b"] == (4,) and st["reviewed"]["b"]
+    assert widget.progress_label.text() == "1 of 5 reviewed, 1 changed"
+    assert widget.reviewed_check.isChecked()
+    qtbot.keyClick(focus, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # one undo
+    st = stored(session_path)
+    assert st["labels"]["b"] == (3,) and not st["reviewed"]["b"]
+    assert widget.progress_label.text() == "0 of 5 reviewed, 0 changed"
+
+    # type-to-toggle: Alt+T, a class number or a name prefix, Enter
+    _alt(qtbot, focus, Qt.Key.Key_T)
+    qtbot.waitUntil(widget.type_edit.hasFocus, timeout=WAIT)
+    qtbot.keyClicks(widget.type_edit, "rods")
+    qtbot.keyClick(widget.type_edit, Qt.Key.Key_Return)
+    assert stored(session_path)["labels"]["b"] == (3, 27)
+    assert widget.type_edit.text() == ""
+    qtbot.keyClicks(widget.type_edit, "3")
+    qtbot.keyClick(widget.type_edit, Qt.Key.Key_Return)
+    assert stored(session_path)["labels"]["b"] == (27,)
+    qtbot.keyClicks(widget.type_edit, "nucle")  # several names start so: said, nothing done
+    qtbot.keyClick(widget.type_edit, Qt.Key.Key_Return)
+    assert "starts" in widget.error_label.text()
+    assert stored(session_path)["labels"]["b"] == (27,)
+    assert widget.progress_label.text() == "1 of 5 reviewed, 1 changed"
+
+    # the unsure mark and the option
+    _alt(qtbot, focus, Qt.Key.Key_U)
+    assert widget.unsure_check.isChecked()
+    widget.review_on_edit_check.setChecked(False)
+    widget.next()
+    _wait_shown(qtbot, widget, "c")
+    widget.toggle_class(0)
+    assert not stored(session_path)["reviewed"]["c"]
+    assert widget.progress_label.text() == "1 of 5 reviewed, 2 changed"
+
+
+def test_reviewer_name_is_remembered_in_the_session(review, qtbot, session_path):
+    from napari_hpa.review import ReviewSession
+
+    viewer, widget = review
+    _open(qtbot, widget, session_path, "a")
+    widget.reviewer_edit.setText("Dr. Lundberg")
+    widget.reviewer_edit.editingFinished.emit()
+    widget.toggle_class(5)
+    widget.close_session()
+    s = ReviewSession.open(session_path)
+    try:
+        assert s.history("a")[-1].reviewer == "Dr. Lundberg"
+        assert s.saved_reviewer == "Dr. Lundberg"
+    finally:
+        s.close()
+    _open(qtbot, widget, session_path, "a")
+    assert widget.reviewer_edit.text() == "Dr. Lundberg"

@@ -111,3 +111,71 @@ def test_the_session_accepts_only_strong_proposals_in_one_edit(session):
     assert session.proposals("img-b") == ()
     session.undo()
     assert session.labels("img-b") == (3,)
+
+
+def test_a_decision_of_several_edits_is_undone_as_one(session):
+    session.review_on_edit = True
+    session.toggle("img-a", 5)
+    assert session.labels("img-a") == (0, 5, 25) and session.is_reviewed("img-a")
+    session.accept_proposals("img-b")  # two classes and the review mark: one decision
+    assert session.labels("img-b") == (4,) and session.is_reviewed("img-b")
+    assert session.progress() == (2, 2, len(session))
+    session.undo()
+    assert session.labels("img-b") == (3,) and not session.is_reviewed("img-b")
+    assert session.labels("img-a") == (0, 5, 25)  # the earlier decision stands
+    session.redo()
+    assert session.labels("img-b") == (4,) and session.is_reviewed("img-b")
+    session.undo()
+    session.undo()
+    assert session.labels("img-a") == (0, 25) and not session.is_reviewed("img-a")
+    assert not session.can_undo
+    # the stacks survive reopening the file
+    session.redo()
+    again = type(session).open(session.path)
+    try:
+        assert again.can_undo and again.can_redo
+        again.undo()
+        assert again.labels("img-a") == (0, 25) and not again.is_reviewed("img-a")
+    finally:
+        again.close()
+
+
+def test_an_unchanged_label_edit_logs_nothing(session):
+    session.review_on_edit = True
+    assert session.set_labels("img-a", "0 25") is None
+    assert not session.is_reviewed("img-a")
+
+
+def test_unsure_mark_and_progress_of_a_filtered_queue(session):
+    session.mark_unsure("img-c")
+    assert session.record("img-c").unsure
+    session.mark_reviewed("img-a")
+    session.set_queue("listed", [25])  # img-a only
+    assert session.progress() == (1, 0, 1)
+    session.undo()
+    assert not session.is_reviewed("img-a") and session.record("img-c").unsure
+
+
+def test_a_schema_1_session_is_upgraded_on_opening(session):
+    import sqlite3
+
+    path = session.path
+    session.set_labels("img-a", "0")
+    session.close()
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE edits DROP COLUMN decision")
+    conn.execute("ALTER TABLE images DROP COLUMN unsure")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    from napari_hpa.review import ReviewSession
+
+    s = ReviewSession.open(path)
+    try:
+        assert not s.record("img-a").unsure
+        s.undo()
+        assert s.labels("img-a") == (0, 25)
+        s.mark_unsure("img-a")
+        assert s.record("img-a").unsure
+    finally:
+        s.close()
