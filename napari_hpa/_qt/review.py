@@ -23,30 +23,34 @@ from pathlib import Path
 from qtpy.QtCore import Qt, QTimer, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
-    QFileDialog,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
 from ..errors import HPAError
 from ..review import ORDERS, ReviewSession
-from ..review.prefetch import LoadedSet, PrefetchCache
+from ..review.prefetch import PrefetchCache
+from ..review.decisions import class_for
 from ..review.view import review_view
 from ._common import ErrorLabel
-from .review_keys import KEYS, bind_keys, keys_legend, unbind_viewer_keys
+from .review_keys import KEYS, STRIP_KEYS, bind_keys, keys_legend, unbind_keys
+from .review_files import SessionFiles
+from .review_images import ImageDisplay
 from .review_layers import SetLayers
 from .review_panels import ClassPanel, QueuePanel
+from .review_strip import DecisionStrip
 
 MESSAGE_STYLE = "color: #ffb347; font-weight: bold;"
 PREFETCH_DELAY_MS = 60
 
 
-class ReviewWidget(QWidget):
+class ReviewWidget(SessionFiles, ImageDisplay, QWidget):
     """Review and correct the labels of a review session, one image at a time."""
 
     #: emitted with the session once it is open and shown
@@ -77,7 +81,6 @@ class ReviewWidget(QWidget):
         self._nav_t0 = time.perf_counter()
         self._set_layers = SetLayers(napari_viewer)
         self._worker = None
-        self._viewer_keys: list[str] = []
         self._image_ready.connect(self._on_image_ready)
         # Prefetch starts a moment after an image is shown, so the reads do not compete with
         # drawing it (and a key held down does not start a read for every image passed).
@@ -119,7 +122,6 @@ class ReviewWidget(QWidget):
         self.filter_combo = self.queue_panel.filter_combo
         self.jump_edit = self.queue_panel.jump_edit
         self.queue_status = self.queue_panel.status
-        layout.addWidget(self.queue_panel)
 
         nav = QHBoxLayout()
         self.prev_button = QPushButton("◀")
@@ -134,40 +136,60 @@ class ReviewWidget(QWidget):
         self.id_label.setFont(font)
         self.id_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.position_label = QLabel()
+        self.progress_label = QLabel()  # "12 of 60 reviewed, 5 changed"
         nav.addWidget(self.prev_button)
         nav.addWidget(self.id_label, 1)
         nav.addWidget(self.position_label)
         nav.addWidget(self.next_button)
         layout.addLayout(nav)
+        layout.addWidget(self.progress_label)
 
-        self.image_message = QLabel()
-        self.image_message.setWordWrap(True)
+        self.image_message = QLabel()  # one line that keeps its place: the layout does not jump
         self.image_message.setStyleSheet(MESSAGE_STYLE)
         self.image_message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        policy = QSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        policy.setRetainSizeWhenHidden(True)
+        self.image_message.setSizePolicy(policy)
         self.image_message.hide()
         layout.addWidget(self.image_message)
 
+        self.strip = DecisionStrip()
+        self.strip.item_chosen.connect(self.act_on_item)
+        self.strip.accept_all.connect(self.accept_proposals)
+        self.accept_button = self.strip.accept_button
+        layout.addWidget(self.strip)
+
         actions = QHBoxLayout()
-        self.accept_button = QPushButton("Accept model")
-        self.accept_button.setToolTip(f"set the labels to the model's predicted set "
-                                      f"({KEYS['accept'][0]})")
-        self.accept_button.clicked.connect(self.accept_predicted)
         self.reviewed_check = QCheckBox("reviewed")
         self.reviewed_check.setToolTip(f"{KEYS['reviewed'][0]}")
         self.reviewed_check.clicked.connect(self.set_reviewed)
+        self.unsure_check = QCheckBox("unsure")
+        self.unsure_check.setToolTip(f"{KEYS['unsure'][0]}: exported in the review CSV")
+        self.unsure_check.clicked.connect(self.set_unsure)
+        self.review_on_edit_check = QCheckBox("edit marks reviewed")
+        self.review_on_edit_check.setToolTip("a label edit also marks the image reviewed "
+                                             "(undone with it)")
+        self.review_on_edit_check.setChecked(True)
+        self.review_on_edit_check.toggled.connect(self._set_review_on_edit)
         self.undo_button = QPushButton("Undo")
         self.undo_button.setToolTip(KEYS["undo"][0])
         self.undo_button.clicked.connect(self.undo)
         self.redo_button = QPushButton("Redo")
         self.redo_button.setToolTip(KEYS["redo"][0])
         self.redo_button.clicked.connect(self.redo)
-        for w in (self.accept_button, self.reviewed_check, self.undo_button, self.redo_button):
+        for w in (self.reviewed_check, self.unsure_check, self.review_on_edit_check,
+                  self.undo_button, self.redo_button):
             actions.addWidget(w)
         layout.addLayout(actions)
 
-        self.predicted_label = QLabel()
-        self.predicted_label.setWordWrap(True)
-        layout.addWidget(self.predicted_label)
+        type_row = QHBoxLayout()
+        self.type_edit = QLineEdit()
+        self.type_edit.setPlaceholderText(f"class number or name ({KEYS['type'][0]}; "
+                                          "Enter toggles)")
+        self.type_edit.returnPressed.connect(self._toggle_typed)
+        type_row.addWidget(QLabel("toggle"))
+        type_row.addWidget(self.type_edit, 1)
+        layout.addLayout(type_row)
 
         self.class_panel = ClassPanel()
         self.class_panel.class_clicked.connect(self.toggle_class)
@@ -182,7 +204,14 @@ class ReviewWidget(QWidget):
         self.note_edit.editingFinished.connect(self._commit_note)
         note_row.addWidget(QLabel("note"))
         note_row.addWidget(self.note_edit, 1)
+        self.reviewer_edit = QLineEdit()
+        self.reviewer_edit.setPlaceholderText("reviewer")
+        self.reviewer_edit.setToolTip("who signs the edits (remembered in the session)")
+        self.reviewer_edit.setMaximumWidth(140)
+        self.reviewer_edit.editingFinished.connect(self._commit_reviewer)
+        note_row.addWidget(self.reviewer_edit)
         layout.addLayout(note_row)
+        layout.addWidget(self.queue_panel)
 
         export_box = QGroupBox("Export")
         ex = QHBoxLayout(export_box)
@@ -203,48 +232,25 @@ class ReviewWidget(QWidget):
 
     def _bind_keys(self) -> None:
         handlers = {
-            "next": self.next, "previous": self.previous, "accept": self.accept_predicted,
+            **{f"item{n}": (lambda i=n - 1: self.act_on_item(i))
+               for n in range(1, STRIP_KEYS + 1)},
+            "next": self.next, "previous": self.previous, "accept": self.accept_proposals,
             "reviewed": self.toggle_reviewed, "undo": self.undo, "redo": self.redo,
+            "unsure": self.toggle_unsure, "type": lambda: self._focus(self.type_edit),
             "jump": lambda: self._focus(self.jump_edit),
             "note": lambda: self._focus(self.note_edit),
         }
-        self.shortcuts, self._viewer_keys = bind_keys(self, self.viewer, handlers)
+        self.shortcuts = bind_keys(self, self.viewer, handlers)
 
     def unbind_keys(self) -> None:
-        """Remove this widget's bindings from the viewer keymap."""
-        unbind_viewer_keys(self.viewer, self._viewer_keys)
-        self._viewer_keys = []
+        """The napari actions no longer reach this widget."""
+        unbind_keys(self.viewer)
 
     def _focus(self, edit: QLineEdit) -> None:
         edit.setFocus()
         edit.selectAll()
 
     # ------------------------------------------------------------------ sessions
-
-    def _choose_session(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Review session", "",
-                                              "Review sessions (*.hpa);;All files (*)")
-        if path:
-            self.open_session(path)
-
-    def _choose_create(self) -> None:
-        images = QFileDialog.getExistingDirectory(self, "Folder of image sets")
-        if not images:
-            return
-        labels, _ = QFileDialog.getOpenFileName(self, "Labels CSV (Id,Target)", images,
-                                                "CSV (*.csv)")
-        if not labels:
-            return
-        probs, _ = QFileDialog.getOpenFileNames(
-            self, "Probabilities CSV (optional: cancel for none; one file per fold for K folds)",
-            images, "CSV (*.csv)")
-        path, _ = QFileDialog.getSaveFileName(self, "New review session", images,
-                                              "Review sessions (*.hpa)")
-        if not path:
-            return
-        if not path.endswith(".hpa"):
-            path += ".hpa"
-        self.create_session(path, images, labels, probs or None, overwrite=True)
 
     def open_session(self, path: str | Path) -> bool:
         """Open a session file and show its current image (fast: loads only the id list)."""
@@ -285,13 +291,15 @@ class ReviewWidget(QWidget):
             self._commit_note()
             self.session.close()
         self.session = session
+        session.review_on_edit = self.review_on_edit_check.isChecked()
+        if session.saved_reviewer:
+            session.reviewer = session.saved_reviewer
+        self.reviewer_edit.setText(session.reviewer)
         self._reset_cache()
         self.shown_image_id = self._wanted = None
-        s = session.summary()
-        probs = "with model probabilities" if s["probabilities"] else "no model probabilities"
-        self.session_label.setText(
-            f"{session.path.name}: {s['images']} images, {probs}; {s['changed']} changed, "
-            f"{s['reviewed']} reviewed")
+        probs = ("with model probabilities" if session.has_probabilities
+                 else "no model probabilities")
+        self.session_label.setText(f"{session.path.name}: {len(session)} images, {probs}")
         self.session_label.setToolTip(str(session.path))
         self.queue_panel.allow_orders(session.has_probabilities)
         self._nav_t0 = time.perf_counter()
@@ -406,10 +414,53 @@ class ReviewWidget(QWidget):
         self._edit(lambda s, i: s.toggle(i, cls))
 
     def accept_predicted(self) -> None:
+        """Replace the labels by the model's predicted set (weak calls included)."""
         self._edit(lambda s, i: s.accept_predicted(i))
+
+    def accept_proposals(self) -> None:
+        """Apply the strong proposals of the decision strip in one edit."""
+        self._edit(lambda s, i: s.accept_proposals(i))
+
+    def act_on_item(self, index: int) -> None:
+        """Apply the decision strip's item ``index`` (0-based): add or drop its class."""
+        props = self.strip.proposals
+        if 0 <= index < len(props):
+            self.toggle_class(props[index].cls)
 
     def set_reviewed(self, reviewed: bool = True) -> None:
         self._edit(lambda s, i: s.mark_reviewed(i, bool(reviewed)))
+
+    def set_unsure(self, unsure: bool = True) -> None:
+        self._edit(lambda s, i: s.mark_unsure(i, bool(unsure)))
+
+    def toggle_unsure(self) -> None:
+        self._edit(lambda s, i: s.mark_unsure(i, not s.record(i).unsure))
+
+    def toggle_typed(self, text: str) -> None:
+        """Toggle the class that ``text`` names (its number or the start of its name)."""
+        try:
+            cls = class_for(text)
+        except ValueError as exc:
+            self._show_error(str(exc))
+            return
+        self.toggle_class(cls)
+
+    def _toggle_typed(self) -> None:
+        self.toggle_typed(self.type_edit.text())
+        if not self.error_label.isVisible():
+            self.type_edit.clear()
+
+    def _set_review_on_edit(self, on: bool) -> None:
+        if self.session is not None:
+            self.session.review_on_edit = bool(on)
+
+    def _commit_reviewer(self) -> None:
+        name = self.reviewer_edit.text().strip()
+        if self.session is not None and name and name != self.session.reviewer:
+            try:
+                self.session.remember_reviewer(name)
+            except HPAError as exc:
+                self._show_error(str(exc))
 
     def toggle_reviewed(self) -> None:
         self._edit(lambda s, i: s.mark_reviewed(i, not s.is_reviewed(i)))
@@ -445,44 +496,13 @@ class ReviewWidget(QWidget):
     def redo(self) -> None:
         self._undo_redo("redo")
 
-    # ------------------------------------------------------------------ export
-
-    def _choose_export(self) -> None:
-        if self.session is None:
-            return
-        start = str(self.session.path.with_name(self.session.path.stem + "_corrected.csv"))
-        path, _ = QFileDialog.getSaveFileName(self, "Export corrected labels", start, "CSV (*.csv)")
-        if path:
-            audit = (str(Path(path).with_name(Path(path).stem + "_audit.csv"))
-                     if self.audit_check.isChecked() else None)
-            self.export(path, changed_only=self.changed_only_check.isChecked(), audit=audit)
-
-    def export(self, path: str | Path, *, changed_only: bool = False,
-               audit: str | Path | None = None) -> None:
-        """Export the session's labels (atomically, through the store) off the GUI thread;
-        :attr:`exported` follows with the counts."""
-        if self.session is None or self.busy:
-            return
-        self._commit_note()
-        self._clear_error()
-        session = self.session
-
-        def done(counts):
-            self.queue_status.setText(
-                f"Exported {counts['written']} rows ({counts['changed']} changed) "
-                f"to {Path(path).name}"
-                + (f"; audit: {counts['audit_edits']} edits" if audit else ""))
-            self.exported.emit(counts)
-
-        self._run(lambda: session.export(path, changed_only=changed_only, audit=audit), done,
-                  f"Exporting to {Path(path).name}…")
-
     # ------------------------------------------------------------------ drawing (from the store)
 
     def _refresh(self) -> None:
         s = self.session
         view = None if s is None else review_view(s)
         for w in [*self.class_checks.values(), self.accept_button, self.reviewed_check,
+                  self.unsure_check, self.type_edit,
                   self.undo_button, self.redo_button, self.note_edit, self.prev_button,
                   self.next_button, self.jump_edit]:
             w.setEnabled(view is not None)
@@ -491,7 +511,8 @@ class ReviewWidget(QWidget):
             self._remove_layers()
             self.shown_image_id = self._wanted = None
             self.position_label.clear()
-            self.predicted_label.clear()
+            self.progress_label.clear()
+            self.strip.show_view(None)
             if s is None:
                 self.session_label.setText("No session open.")
             return
@@ -500,9 +521,10 @@ class ReviewWidget(QWidget):
         self.queue_panel.show_view(view, status=not self.busy)
 
         self.class_panel.show_view(view)
-        self.predicted_label.setText(view.labels_text)
-        self.accept_button.setEnabled(view.predicted is not None)
+        self.strip.show_view(view)
         self.reviewed_check.setChecked(view.reviewed)
+        self.unsure_check.setChecked(view.unsure)
+        self.progress_label.setText(view.progress_text)
         if not self.note_edit.isModified() or self.note_edit.text() == view.note:
             self.note_edit.setText(view.note)
             self.note_edit.setModified(False)
@@ -519,63 +541,6 @@ class ReviewWidget(QWidget):
     def shown_labels(self) -> tuple[int, ...]:
         """The classes whose check boxes are ticked."""
         return self.class_panel.checked()
-
-    # ------------------------------------------------------------------ images
-
-    def clear_cache(self) -> None:
-        """Forget the image sets read so far (the next image is read afresh)."""
-        self._reset_cache()
-
-    def _reset_cache(self) -> None:
-        self._cache.clear()
-
-    def _request_image(self, image_id: str) -> None:
-        self._wanted = image_id
-        fut = self._cache.request(self.session, image_id)
-        if fut.done():
-            self._display(fut.result())
-        else:
-            self.image_message.setText(f"loading {image_id}…")
-            self.image_message.show()
-            fut.add_done_callback(lambda f, i=image_id: self._image_ready.emit(i))
-        self._prefetch_timer.start()
-
-    def _prefetch(self) -> None:
-        s = self.session
-        if s is None or self.prefetch <= 0:
-            return
-        self._cache.prefetch(s, s.queue_ids, s.position, self.prefetch, self.cache_size)
-
-    def _on_image_ready(self, image_id: str) -> None:
-        if image_id != self._wanted or self.shown_image_id == image_id:
-            return
-        fut = self._cache.get(image_id)
-        if fut is not None and fut.done() and not fut.cancelled():
-            self._display(fut.result())
-
-    def _display(self, loaded: LoadedSet) -> None:
-        if loaded.image_set is not None:
-            meta = {"hpa_review_session": str(self.session.path) if self.session else ""}
-            self._set_layers.show(loaded.image_set, meta)
-            self.shown_message = None
-            self.image_message.clear()
-            self.image_message.hide()
-        else:
-            self._remove_layers()
-            self.shown_message = loaded.message
-            self.image_message.setText(loaded.message)
-            self.image_message.show()
-        self.shown_image_id = loaded.id
-        self.last_show_ms = (time.perf_counter() - self._nav_t0) * 1000
-        self.image_shown.emit(loaded.id)
-
-    def _remove_layers(self) -> None:
-        self._set_layers.remove()
-
-    @property
-    def image_layers(self) -> list:
-        """The four layers of the image set on screen (empty when its images are missing)."""
-        return self._set_layers.layers
 
     # ------------------------------------------------------------------ messages
 

@@ -1,12 +1,10 @@
 """The four layers of the image set on screen in a napari viewer (the label review and the
 folder dock both swap sets through :class:`SetLayers`): updated in place when the dtype
-matches, so the user's contrast limits, gamma, opacity and visibility stay and the viewer's
-dims relayout runs once, not per layer; else removed and added afresh.
+matches, so the user's contrast limits, gamma, opacity and visibility stay; else removed and
+added afresh.  Only public napari API.
 """
 
 from __future__ import annotations
-
-from contextlib import nullcontext
 
 from .._reader import image_set_layers
 from ..imageset import ImageSet
@@ -38,13 +36,8 @@ class SetLayers:
             l.data.ndim == d.ndim and l.data.dtype == d.dtype
             for l, (d, _, _) in zip(layers, tuples)
         ):
-            # The viewer's dims need recomputing once, after the last layer, not after each.
-            relayout = getattr(self.viewer, "_on_layers_change", None)
-            for n, (layer, (data, kwargs, _)) in enumerate(zip(layers, tuples)):
-                last = n == len(layers) - 1
-                with (nullcontext() if last or relayout is None
-                      else layer.events.data.blocker(relayout)):
-                    layer.data = data
+            for layer, (data, kwargs, _) in zip(layers, tuples):
+                layer.data = data
                 layer.metadata = kwargs["metadata"]
                 layer.name = kwargs["name"]
             return

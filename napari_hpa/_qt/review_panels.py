@@ -27,6 +27,7 @@ from ..classes import CLASSES, NUM_CLASSES
 from ..review.ordering import NEEDS_PROBABILITIES, ORDERS
 from ..review.view import ReviewView
 from .review_keys import KEYS
+from .review_strip import mnemonic_safe
 
 #: Highlight colours (background of the class row) and their legend text.
 IMPROBABLE_COLOUR = "#b5452f"  # labelled, but the model finds it improbable
@@ -127,12 +128,22 @@ class ClassPanel(QWidget):
         self.checks: dict[int, QCheckBox] = {}
         self.prob_labels: dict[int, QLabel] = {}
         self._flags: dict[int, str | None] = {}
+        #: class -> (its compartment's grid, its row there)
+        self._home: dict[int, tuple[QGridLayout, int]] = {}
+        # Flagged classes are moved into this box at the top, so they are in view on every
+        # image without scrolling; the others stay in their compartment.
+        self.flagged_box = QGroupBox("disagreements")
+        self._flagged_grid = QGridLayout(self.flagged_box)
+        self._flagged_grid.setVerticalSpacing(1)
+        self.flagged_box.hide()
+        cl.addWidget(self.flagged_box)
+        self._compartments: dict[str, QGroupBox] = {}
         for comp in COMPARTMENTS:
             box = QGroupBox(comp)
             g = QGridLayout(box)
             g.setVerticalSpacing(1)
             for r, c in enumerate(x for x in CLASSES if x.compartment == comp):
-                check = QCheckBox(f"{c.index} {c.name}")
+                check = QCheckBox(mnemonic_safe(f"{c.index} {c.name}"))
                 check.clicked.connect(lambda _=False, k=c.index: self.class_clicked.emit(k))
                 prob = QLabel("")
                 prob.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -141,11 +152,32 @@ class ClassPanel(QWidget):
                 g.addWidget(prob, r, 1)
                 self.checks[c.index] = check
                 self.prob_labels[c.index] = prob
+                self._home[c.index] = (g, r)
             cl.addWidget(box)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(classes)
-        layout.addWidget(scroll, 1)
+            self._compartments[comp] = box
+        cl.addStretch(1)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setWidget(classes)
+        layout.addWidget(self.scroll, 1)
+        self._placed: tuple[int, ...] = ()  # the classes now in the flagged box
+        self._image_id: str | None = None
+
+    def _place(self, flagged: tuple[int, ...]) -> None:
+        """Move the ``flagged`` classes to the box at the top and the rest home."""
+        if flagged == self._placed:
+            return
+        for k in self._placed:
+            g, r = self._home[k]
+            g.addWidget(self.checks[k], r, 0)
+            g.addWidget(self.prob_labels[k], r, 1)
+        for r, k in enumerate(flagged):
+            self._flagged_grid.addWidget(self.checks[k], r, 0)
+            self._flagged_grid.addWidget(self.prob_labels[k], r, 1)
+        self._placed = flagged
+        self.flagged_box.setVisible(bool(flagged))
+        for comp, box in self._compartments.items():  # a compartment left empty is hidden
+            box.setVisible(any(c.compartment == comp and c.index not in flagged for c in CLASSES))
 
     def show_view(self, view: ReviewView) -> None:
         """Tick, colour and annotate every class for the image of ``view``."""
@@ -174,6 +206,20 @@ class ClassPanel(QWidget):
                 prob.setStyleSheet(style)
             orig = "labelled at import" if k in view.original else "not labelled at import"
             check.setToolTip(f"{orig}; Space toggles")
+        self._place(tuple(k for k in range(NUM_CLASSES) if view.flags[k]))
+        if view.id != self._image_id:  # a new image starts at the top
+            self._image_id = view.id
+            self.scroll.verticalScrollBar().setValue(0)
+
+    def in_view(self, cls: int) -> bool:
+        """Whether the check box of class ``cls`` is within the visible part of the list."""
+        check = self.checks[cls]
+        if not check.isVisibleTo(self.scroll):
+            return False
+        viewport = self.scroll.viewport()
+        top_left = check.mapTo(viewport, check.rect().topLeft())
+        bottom = top_left.y() + check.height()
+        return top_left.y() >= 0 and bottom <= viewport.height()
 
     def flags(self) -> dict[int, str | None]:
         """Per class, the highlight on screen: ``'labelled_improbable'``,

@@ -17,12 +17,15 @@ Schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`)::
            source TEXT,                         -- JSON: image files found at import, or NULL
            extra TEXT,                          -- JSON: extra CSV columns (e.g. Antibody)
            score REAL, issues INTEGER,          -- P(labels right), cleanlab per-class issue
-           issues_basis TEXT)                   -- bits, and the labels they were computed on
+           issues_basis TEXT,                   -- bits, and the labels they were computed on
+           unsure INTEGER)                      -- the reviewer's "unsure" mark (schema 2)
     edits(seq INTEGER PRIMARY KEY AUTOINCREMENT,-- append-only log
           row INTEGER, kind TEXT, field TEXT,   -- kind: set toggle accept review note undo redo
           before TEXT, after TEXT,              -- field: labels | reviewed | note
           time TEXT, reviewer TEXT, note TEXT,
-          undoes INTEGER)                       -- undo/redo: the seq they invert
+          undoes INTEGER,                       -- undo/redo: the seq they invert
+          decision INTEGER)                     -- the first seq of a decision of several
+                                                -- edits (undone as one; schema 2)
     state(key TEXT PRIMARY KEY, value TEXT)     -- queue order, class filter, position
     queue(pos INTEGER PRIMARY KEY, row INTEGER) -- the current queue (empty = all, as listed)
 """
@@ -54,7 +57,7 @@ from ..labels import (
 )
 from . import ordering
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FORMAT = "napari-hpa review session"
 SQLITE_MAGIC = b"SQLite format 3\x00"
 #: What the ``score`` column holds (meta ``score``); earlier versions stored cleanlab's
@@ -75,7 +78,8 @@ CREATE TABLE images (
     extra TEXT,
     score REAL,
     issues INTEGER,
-    issues_basis TEXT
+    issues_basis TEXT,
+    unsure INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE edits (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -87,7 +91,8 @@ CREATE TABLE edits (
     time TEXT NOT NULL,
     reviewer TEXT NOT NULL,
     note TEXT NOT NULL DEFAULT '',
-    undoes INTEGER REFERENCES edits(seq)
+    undoes INTEGER REFERENCES edits(seq),
+    decision INTEGER
 );
 CREATE INDEX edits_by_row ON edits(row);
 CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -232,6 +237,21 @@ def create_file(
     fsync_dir(folder_out)
 
 
+def _upgrade(conn: sqlite3.Connection, version: int) -> None:
+    """Bring a session of an earlier schema up to :data:`SCHEMA_VERSION`, in one transaction
+    (schema 2 adds the unsure mark and the decision an edit belongs to)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if version < 2:
+            conn.execute("ALTER TABLE images ADD COLUMN unsure INTEGER NOT NULL DEFAULT 0")
+            conn.execute("ALTER TABLE edits ADD COLUMN decision INTEGER")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 class SessionDB:
     """An open session file: the connection, its lock, the meta keys, the thresholds and
     the id list.  Use :meth:`open`.  Calls are serialised by the lock, so the object may
@@ -296,6 +316,8 @@ class SessionDB:
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
+                if version < SCHEMA_VERSION:
+                    _upgrade(conn, version)
             except sqlite3.OperationalError as exc:  # read-only file or folder, locked
                 raise SessionError(f"cannot be opened for editing: {_sqlite_reason(exc)}", path=path) from None
             return cls(path, conn)

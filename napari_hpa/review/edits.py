@@ -18,8 +18,11 @@ from dataclasses import dataclass
 
 from .db import SessionDB, now
 
-EDIT_KINDS = ("set", "toggle", "accept", "review", "note", "undo", "redo")
-_FIELD_SQL = {"labels": "labels", "reviewed": "reviewed", "note": "note"}
+EDIT_KINDS = ("set", "toggle", "accept", "review", "unsure", "note", "undo", "redo")
+#: the kind of an edit of a field that follows the first of a decision
+_KIND = {"reviewed": "review", "unsure": "unsure", "note": "note", "labels": "set"}
+_FIELD_SQL = {"labels": "labels", "reviewed": "reviewed", "note": "note", "unsure": "unsure"}
+_FLAGS = frozenset({"reviewed", "unsure"})
 
 
 @dataclass(frozen=True)
@@ -28,8 +31,8 @@ class Edit:
 
     seq: int
     id: str
-    kind: str  # set, toggle, accept, review, note, undo, redo
-    field: str  # labels, reviewed, note
+    kind: str  # set, toggle, accept, review, unsure, note, undo, redo
+    field: str  # labels, reviewed, unsure, note
     before: str
     after: str
     time: str  # ISO 8601, UTC
@@ -56,13 +59,14 @@ class EditLog:
 
     # ------------------------------------------------------------------ appending
 
-    def _log(self, c, row, kind, field, before, after, note, reviewer, undoes=None) -> Edit:
+    def _log(self, c, row, kind, field, before, after, note, reviewer, undoes=None,
+             decision=None) -> Edit:
         t = now()
         note = note or ""
         cur = c.execute(
-            "INSERT INTO edits (row, kind, field, before, after, time, reviewer, note, undoes) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (row, kind, field, before, after, t, reviewer, note, undoes),
+            "INSERT INTO edits (row, kind, field, before, after, time, reviewer, note, undoes, "
+            "decision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (row, kind, field, before, after, t, reviewer, note, undoes, decision),
         )
         return Edit(cur.lastrowid, self._db.ids[row], kind, field, before, after, t, reviewer,
                     note, undoes)
@@ -76,7 +80,7 @@ class EditLog:
 
     @staticmethod
     def _set_field(c, row: int, field: str, value: str) -> None:
-        stored = int(value) if field == "reviewed" else value
+        stored = int(value) if field in _FLAGS else value
         c.execute(f"UPDATE images SET {_FIELD_SQL[field]}=? WHERE row=?", (stored, row))
 
     def edit(
@@ -99,21 +103,59 @@ class EditLog:
             self._set_field(c, row, field, after)
             return self._log(c, row, kind, field, before, after, note, reviewer)
 
+    def decide(
+        self,
+        image_id: str,
+        changes: list[tuple[str, Callable[[str], str]]],
+        kind: str,
+        note: str | None,
+        reviewer: str,
+    ) -> Edit | None:
+        """One decision changing several fields of ``image_id`` (``(field, compute)`` pairs,
+        applied in order) in one transaction, undone as one.  Only the first field decides:
+        when it does not change, nothing is logged.  Returns the first edit."""
+        row = self._db.row(image_id)
+        with self._db.write() as c:
+            logged: list[Edit] = []
+            for n, (field, compute) in enumerate(changes):
+                before = self._get_field(c, row, field)
+                after = compute(before)
+                if after == before:
+                    if n == 0:
+                        return None
+                    continue
+                self._set_field(c, row, field, after)
+                first = logged[0].seq if logged else None
+                logged.append(self._log(c, row, kind if n == 0 else _KIND[field], field,
+                                        before, after, note if n == 0 else "", reviewer,
+                                        decision=first))
+            if len(logged) > 1:  # the first edit of a decision names itself
+                c.execute("UPDATE edits SET decision=? WHERE seq=?", (logged[0].seq,
+                                                                     logged[0].seq))
+            return logged[0]
+
     # ------------------------------------------------------------------ undo, redo
 
     def _stacks(self, c) -> tuple[list[int], list[int]]:
         """The undo and redo stacks (seqs), brought up to date in the transaction ``c``."""
+        # one entry per decision: its edits share COALESCE(decision, seq)
         new = c.execute(
-            "SELECT seq, kind FROM edits WHERE seq >= ? ORDER BY seq", (self._seen,)
+            "SELECT seq, kind, COALESCE(decision, seq) FROM edits WHERE seq >= ? ORDER BY seq",
+            (self._seen,),
         ).fetchall()
         if self._seen:
             if new and new[0][0] == self._seen:
                 new = new[1:]
             else:  # not the log folded so far (another file in its place): fold it afresh
                 self._seen, self._undo, self._redo = 0, [], []
-                new = c.execute("SELECT seq, kind FROM edits ORDER BY seq").fetchall()
+                new = c.execute(
+                    "SELECT seq, kind, COALESCE(decision, seq) FROM edits ORDER BY seq"
+                ).fetchall()
         undo, redo = self._undo, self._redo
-        for seq, kind in new:
+        for seq, kind, group in new:
+            if group != seq:  # a later edit of a decision already folded
+                self._seen = seq
+                continue
             if kind == "undo":
                 if undo:
                     undo.pop()
@@ -137,12 +179,21 @@ class EditLog:
             if not stack:
                 return None
             target = stack[-1]
-            row, field, old = c.execute(
-                "SELECT row, field, before FROM edits WHERE seq=?", (target,)
-            ).fetchone()
-            current = self._get_field(c, row, field)
-            self._set_field(c, row, field, old)
-            return self._log(c, row, which, field, current, old, "", reviewer, undoes=target)
+            rows = c.execute(
+                "SELECT seq, row, field, before FROM edits "
+                "WHERE seq=? OR decision=? ORDER BY seq DESC", (target, target)
+            ).fetchall()
+            logged: list[Edit] = []
+            for seq, row, field, old in rows:  # the last edit of the decision first
+                current = self._get_field(c, row, field)
+                self._set_field(c, row, field, old)
+                first = logged[0].seq if logged else None
+                logged.append(self._log(c, row, which, field, current, old, "", reviewer,
+                                        undoes=seq, decision=first))
+            if len(logged) > 1:
+                c.execute("UPDATE edits SET decision=? WHERE seq=?", (logged[0].seq,
+                                                                     logged[0].seq))
+            return logged[0]
 
     @property
     def can_undo(self) -> bool:

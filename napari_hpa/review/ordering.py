@@ -133,13 +133,29 @@ def calibrated_logits(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
     per class with a prior pulling it towards the pooled fit, so classes with few images
     keep the pooled calibration.
     """
+    ab = calibration(labels, probs)
+    return _logit(probs) * ab[0] + ab[1]
+
+
+def _logit(probs) -> np.ndarray:
     from scipy.special import logit
 
-    logits = logit(np.clip(np.asarray(probs, dtype=np.float64), _CLIP, 1 - _CLIP))
+    return logit(np.clip(np.asarray(probs, dtype=np.float64), _CLIP, 1 - _CLIP))
+
+
+def calibration(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """``(2, 28)``: the per-class Platt scaling ``(a, b)`` of :func:`calibrated_logits`."""
+    logits = _logit(probs)
     y = np.asarray(labels, dtype=np.float64)
     pooled = _platt(logits.reshape(-1, 1), y.reshape(-1, 1), np.array([[1.0], [0.0]]))
-    ab = _platt(logits, y, np.repeat(pooled, logits.shape[1], axis=1))
-    return logits * ab[0] + ab[1]
+    return _platt(logits, y, np.repeat(pooled, logits.shape[1], axis=1))
+
+
+def calibrated_probs(probs: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    """``probs`` Platt-scaled by the ``(2, 28)`` :func:`calibration` ``ab``."""
+    from scipy.special import expit
+
+    return expit(_logit(probs) * ab[0] + ab[1])
 
 
 def corruption_odds(labels: np.ndarray, logits: np.ndarray) -> np.ndarray:
@@ -171,17 +187,21 @@ def corruption_odds(labels: np.ndarray, logits: np.ndarray) -> np.ndarray:
     return (added + dropped + swapped) / 3
 
 
-def label_confidence(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+def label_confidence(labels: np.ndarray, probs: np.ndarray, ab: np.ndarray | None = None
+                     ) -> np.ndarray:
     """Per image, the probability that its label set is right, in (0, 1]; low = likely
     mislabelled.
 
     :func:`corruption_odds` on :func:`calibrated_logits`, with a prior of
-    :data:`PRIOR_CORRUPTED` corrupted images: ``1 / (1 + r / (1 - r) * odds)``.
+    :data:`PRIOR_CORRUPTED` corrupted images: ``1 / (1 + r / (1 - r) * odds)``;
+    ``ab`` is the :func:`calibration` when already fitted.
     """
     labels = np.asarray(labels, dtype=bool)
     if len(labels) == 0:
         return np.zeros(0)
-    odds = corruption_odds(labels, calibrated_logits(labels, probs))
+    if ab is None:
+        ab = calibration(labels, probs)
+    odds = corruption_odds(labels, _logit(probs) * ab[0] + ab[1])
     prior = PRIOR_CORRUPTED / (1 - PRIOR_CORRUPTED)
     return 1 / (1 + prior * odds)
 

@@ -40,7 +40,8 @@ def compute_issues(db: SessionDB) -> np.ndarray:
             path=db.path,
         )
     labels = db.labels_array()
-    scores = ordering.label_confidence(labels, probs)
+    ab = ordering.calibration(labels, probs)
+    scores = ordering.label_confidence(labels, probs, ab)
     mask = ordering.issue_mask(labels, probs)
     weights = (1 << np.arange(NUM_CLASSES, dtype=np.int64))
     bits = (mask.astype(np.int64) * weights).sum(axis=1)
@@ -51,7 +52,10 @@ def compute_issues(db: SessionDB) -> np.ndarray:
             ((float(s), int(b), t, n) for n, (s, b, t) in enumerate(zip(scores, bits, basis))),
         )
         c.execute("INSERT OR REPLACE INTO meta VALUES ('score', ?)", (SCORE_KIND,))
+        c.execute("INSERT OR REPLACE INTO meta VALUES ('calibration', ?)",
+                  (json.dumps(ab.tolist()),))
     db.meta["score"] = SCORE_KIND
+    db.meta["calibration"] = json.dumps(ab.tolist())
     return scores
 
 

@@ -28,6 +28,7 @@ from ..errors import SessionError
 from ..imageset import CHANNEL_EXTENSIONS, SetSource
 from ..labels import Target, format_target, is_plain_id, parse_target
 from . import export as _export
+from .decisions import Proposal, accept_plan, proposals
 from .db import SCHEMA_VERSION, SCORE_KIND, SessionDB, create_file
 from .edits import EDIT_KINDS, Edit, EditLog, default_reviewer
 from .highlights import Highlights, highlights_of, predicted_set
@@ -48,6 +49,7 @@ class ImageRecord:
     #: P(labels right) from the last :meth:`ReviewSession.compute_issues`, or ``None``
     #: when not computed or the labels changed since
     score: float | None = None
+    unsure: bool = False
 
     @property
     def changed(self) -> bool:
@@ -77,6 +79,8 @@ class ReviewSession:
         self.reviewer = reviewer or default_reviewer()
         self._edits = EditLog(db)
         self._queue = Queue(db)
+        #: a label edit also marks the image reviewed (one decision, undone as one)
+        self.review_on_edit = False
 
     @classmethod
     def create(
@@ -159,8 +163,8 @@ class ReviewSession:
         """The record of ``image_id`` and its stored issue bits and their basis (one query)."""
         db = self._db
         row = db.row(image_id)
-        original, labels, reviewed, note, probs, score, issues, basis = db.query_one(
-            "SELECT original, labels, reviewed, note, probs, score, issues, issues_basis "
+        original, labels, reviewed, note, probs, score, issues, basis, unsure = db.query_one(
+            "SELECT original, labels, reviewed, note, probs, score, issues, issues_basis, unsure "
             "FROM images WHERE row=?",
             (row,),
         )
@@ -173,6 +177,7 @@ class ReviewSession:
             note,
             None if probs is None else db.probs(probs),
             score if basis == labels and db.meta.get("score") == SCORE_KIND else None,
+            bool(unsure),
         )
         return rec, issues, basis
 
@@ -206,6 +211,25 @@ class ReviewSession:
         """Classes with ``p >= threshold``, the top class always included; ``None``
         without probabilities."""
         return predicted_set(self.probabilities(image_id), self._db.thresholds)
+
+    @property
+    def calibration(self) -> np.ndarray | None:
+        """The per-class Platt scaling ``(2, 28)`` fitted by the last :meth:`compute_issues`,
+        or ``None``."""
+        text = self._db.meta.get("calibration")
+        if not text:
+            return None
+        try:
+            ab = np.asarray(json.loads(text), dtype=np.float64)
+        except (ValueError, TypeError):
+            return None
+        return ab if ab.shape == (2, NUM_CLASSES) and np.isfinite(ab).all() else None
+
+    def proposals(self, image_id: str) -> tuple[Proposal, ...]:
+        """The model's proposals for the current labels of ``image_id``, strongest first
+        (:func:`.decisions.proposals`)."""
+        rec = self.record(image_id)
+        return proposals(rec.labels, rec.probs, self._db.thresholds, self.calibration)
 
     def _highlights(self, labels: Target, probs: np.ndarray, issues, basis) -> Highlights:
         basis = () if issues is None else self._db.target(basis)
@@ -317,8 +341,16 @@ class ReviewSession:
     ) -> Edit | None:
         """Replace the label set (``"0 25"`` or ``[0, 25]``); ``ValueError`` for a bad class."""
         after = format_target(_as_target(target))
-        return self._edits.edit(image_id, "labels", lambda before: after, kind, note,
-                                reviewer or self.reviewer)
+        return self._label_edit(image_id, lambda before: after, kind, note, reviewer)
+
+    def _label_edit(self, image_id, compute, kind, note, reviewer) -> Edit | None:
+        """A label edit; with :attr:`review_on_edit` it marks the image reviewed in the same
+        decision (one undo)."""
+        reviewer = reviewer or self.reviewer
+        if not self.review_on_edit:
+            return self._edits.edit(image_id, "labels", compute, kind, note, reviewer)
+        return self._edits.decide(image_id, [("labels", compute), ("reviewed", lambda b: "1")],
+                                  kind, note, reviewer)
 
     def toggle(
         self, image_id: str, cls: int, *, note: str | None = None, reviewer: str | None = None
@@ -333,8 +365,7 @@ class ReviewSession:
             s ^= {cls}
             return format_target(s)
 
-        return self._edits.edit(image_id, "labels", flip, "toggle", note,
-                                reviewer or self.reviewer)
+        return self._label_edit(image_id, flip, "toggle", note, reviewer)
 
     def accept_predicted(
         self, image_id: str, *, note: str | None = None, reviewer: str | None = None
@@ -348,12 +379,59 @@ class ReviewSession:
             )
         return self.set_labels(image_id, pred, note=note, reviewer=reviewer, kind="accept")
 
+    def accept_proposals(
+        self, image_id: str, *, note: str | None = None, reviewer: str | None = None
+    ) -> Edit | None:
+        """Apply the strong proposals of :meth:`proposals` in one edit; the weak ones are
+        kept (:func:`.decisions.accept_plan`)."""
+        rec = self.record(image_id)
+        if rec.probs is None:
+            raise SessionError(
+                "has no model probabilities, so there are no proposals to accept", path=self.path
+            )
+        plan = accept_plan(rec.labels, self.proposals(image_id))
+        return self.set_labels(image_id, plan.after, note=note, reviewer=reviewer,
+                               kind="accept")
+
     def mark_reviewed(
         self, image_id: str, reviewed: bool = True, *, reviewer: str | None = None
     ) -> Edit | None:
         value = "1" if reviewed else "0"
         return self._edits.edit(image_id, "reviewed", lambda before: value, "review", None,
                                 reviewer or self.reviewer)
+
+    def mark_unsure(
+        self, image_id: str, unsure: bool = True, *, reviewer: str | None = None
+    ) -> Edit | None:
+        """The reviewer's "unsure" mark (logged, undoable, exported in the review CSV)."""
+        value = "1" if unsure else "0"
+        return self._edits.edit(image_id, "unsure", lambda before: value, "unsure", None,
+                                reviewer or self.reviewer)
+
+    @property
+    def saved_reviewer(self) -> str | None:
+        """The reviewer name last remembered in this session (:meth:`remember_reviewer`)."""
+        return self._db.state("reviewer") or None
+
+    def remember_reviewer(self, name: str) -> None:
+        """Sign the following edits with ``name`` and remember it in the session file."""
+        name = str(name).strip()
+        if not name:
+            raise ValueError("the reviewer name is empty")
+        with self._db.write() as c:
+            c.execute("INSERT OR REPLACE INTO state VALUES ('reviewer', ?)", (name,))
+        self.reviewer = name
+
+    def progress(self) -> tuple[int, int, int]:
+        """``(reviewed, changed, images)`` of the current queue."""
+        everything = self.queue_order == "listed" and not self.class_filter
+        where = "1" if everything else "row IN (SELECT row FROM queue)"
+        with self._db.read() as c:
+            reviewed, changed, n = c.execute(
+                f"SELECT COALESCE(SUM(reviewed != 0), 0), COALESCE(SUM(labels != original), 0), "
+                f"COUNT(*) FROM images WHERE {where}"
+            ).fetchone()
+        return int(reviewed), int(changed), int(n)
 
     def set_note(self, image_id: str, note: str, *, reviewer: str | None = None) -> Edit | None:
         """The image's free-text note (logged like any edit, undoable)."""

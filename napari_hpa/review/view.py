@@ -12,6 +12,7 @@ import numpy as np
 
 from ..classes import NUM_CLASSES
 from ..labels import Target
+from .decisions import Plan, Proposal, accept_plan, class_names, proposals
 from .highlights import predicted_set
 from .ordering import ORDERS
 from .store import ReviewSession
@@ -37,6 +38,24 @@ class ReviewView:
     score: float | None  # P(labels right), when computed for these labels
     can_undo: bool
     can_redo: bool
+    proposals: tuple[Proposal, ...] = ()  # strongest first
+    plan: Plan | None = None  # what accepting all proposals does
+    unsure: bool = False
+    progress: tuple[int, int, int] = (0, 0, 0)  # reviewed, changed, images of the queue
+
+    @property
+    def progress_text(self) -> str:
+        """``"12 of 60 reviewed, 5 changed"`` (of the queue)."""
+        reviewed, changed, n = self.progress
+        return f"{reviewed} of {n} reviewed, {changed} changed"
+
+    @property
+    def labels_words(self) -> str:
+        return class_names(self.labels)
+
+    @property
+    def predicted_words(self) -> str:
+        return "no model probabilities" if self.predicted is None else class_names(self.predicted)
 
     @property
     def changed(self) -> bool:
@@ -69,6 +88,7 @@ def review_view(session: ReviewSession) -> ReviewView | None:
         return None
     rec, hl = session.record_with_highlights(image_id)
     thresholds = session.thresholds
+    props = proposals(rec.labels, rec.probs, thresholds, session.calibration)
     return ReviewView(
         id=image_id,
         position=cursor.position,
@@ -86,4 +106,8 @@ def review_view(session: ReviewSession) -> ReviewView | None:
         score=rec.score,
         can_undo=session.can_undo,
         can_redo=session.can_redo,
+        proposals=props,
+        unsure=rec.unsure,
+        progress=session.progress(),
+        plan=None if rec.probs is None else accept_plan(rec.labels, props),
     )

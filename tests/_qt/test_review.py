@@ -11,91 +11,21 @@ import time
 
 import numpy as np
 import pytest
-from hpa_testing import random_set, write_channel_files
+from hpa_testing import random_set
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QApplication
 
-from napari_hpa._qt.review import KEYS, ReviewWidget
-from napari_hpa.classes import NUM_CLASSES
+from napari_hpa._qt.review import KEYS
 from napari_hpa.labels import read_labels, write_probabilities
 from napari_hpa.review import ReviewSession
 
+from review_gui import ALT, CTRL, LABELS, SHIFT, WAIT, _open, _probs, _wait_shown, stored
+
 pytestmark = pytest.mark.gui
-
-ALT = Qt.KeyboardModifier.AltModifier
-CTRL = Qt.KeyboardModifier.ControlModifier
-SHIFT = Qt.KeyboardModifier.ShiftModifier
-
-#: id -> labels; probabilities below make the queue orders known (see test_queue_orders)
-#: Milliseconds to wait for background work or focus: generous, so that a loaded machine does not
-#: fail a test (a wait ends as soon as its condition holds).
-WAIT = 60_000
-
-LABELS = {"a": "0", "b": "3", "c": "25", "d": "0 25", "e": "14"}
-HAS_IMAGES = ("a", "b", "c", "d")  # "e" has none
-
-
-def _probs() -> np.ndarray:
-    p = np.full((len(LABELS), NUM_CLASSES), 0.02)
-    rows = {i: n for n, i in enumerate(LABELS)}
-    p[rows["a"], 0] = 0.9
-    p[rows["b"], 3], p[rows["b"], 4] = 0.05, 0.95  # labelled 3, the model says 4
-    p[rows["c"], 25] = 0.6
-    p[rows["d"], [0, 25, 2]] = 0.9, 0.9, 0.7  # 2 probable but unlabelled
-    p[rows["e"], 14] = 0.52  # barely confident
-    return p
-
-
-@pytest.fixture
-def session_path(tmp_path):
-    images = tmp_path / "images"
-    for n, image_id in enumerate(HAS_IMAGES):
-        write_channel_files(images, image_id, random_set((64, 64), seed=n))
-    labels = tmp_path / "labels.csv"
-    labels.write_text("Id,Target\n" + "".join(f"{i},{t}\n" for i, t in LABELS.items()))
-    probs = write_probabilities(tmp_path / "probs.csv", list(LABELS), _probs())
-    path = tmp_path / "s.hpa"
-    ReviewSession.create(path, images, labels, probs, reviewer="ann").close()
-    return path
-
-
-def stored(path):
-    """A fresh look at the file: what was committed."""
-    s = ReviewSession.open(path)
-    try:
-        return {
-            "labels": {i: s.labels(i) for i in s.ids},
-            "reviewed": {i: s.is_reviewed(i) for i in s.ids},
-            "note": {i: s.note(i) for i in s.ids},
-            "current": s.current_id,
-            "queue": s.queue_ids,
-        }
-    finally:
-        s.close()
-
-
-@pytest.fixture
-def review(make_napari_viewer, qtbot):
-    viewer = make_napari_viewer(show=True)
-    widget = ReviewWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="HPA label review")
-    viewer.window._qt_window.activateWindow()
-    yield viewer, widget
-    widget.close_session()
-    widget.unbind_keys()
-
-
-def _open(qtbot, widget, path, first):
-    assert widget.open_session(path), widget.error_label.text()
-    qtbot.waitUntil(lambda: widget.shown_image_id == first, timeout=WAIT)
-
-
-def _wait_shown(qtbot, widget, image_id):
-    qtbot.waitUntil(lambda: widget.shown_image_id == image_id, timeout=WAIT)
-
 
 def test_keys_in_the_dock_drive_the_store(review, qtbot, session_path):
     viewer, widget = review
+    widget.review_on_edit_check.setChecked(False)  # the review mark on its own key
     _open(qtbot, widget, session_path, "a")
     assert widget.id_label.text() == "a"
     assert widget.position_label.text() == "1 / 5"
@@ -163,6 +93,7 @@ def test_keys_in_the_dock_drive_the_store(review, qtbot, session_path):
 
 def test_keys_with_an_image_layer_selected(review, qtbot, session_path):
     viewer, widget = review
+    widget.review_on_edit_check.setChecked(False)  # the review mark on its own key
     _open(qtbot, widget, session_path, "a")
     viewer.layers.selection.active = widget.image_layers[1]  # "a protein"
     canvas = viewer.window._qt_viewer.canvas.native
@@ -269,7 +200,7 @@ def test_queue_orders_filter_and_jump(review, qtbot, session_path):
         widget.set_class_filter(None)
     qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT)
     assert stored(session_path)["queue"] == ("e", "c", "d", "a", "b")
-    assert "P(labels right)" not in widget.predicted_label.text()  # no scores yet
+    assert "P(labels right)" not in widget.strip.labels_line.text()  # no scores yet
 
     # most suspicious: the probability that the labels are right is shown
     with qtbot.waitSignal(widget.queue_changed, timeout=WAIT) as blocker:
@@ -279,7 +210,7 @@ def test_queue_orders_filter_and_jump(review, qtbot, session_path):
     _wait_shown(qtbot, widget, first)
     with ReviewSession.open(session_path) as s:
         score = s.record(first).score
-    assert score is not None and f"P(labels right) {score:.2g}" in widget.predicted_label.text()
+    assert score is not None and f"P(labels right) {score:.2g}" in widget.strip.labels_line.text()
 
 
 def test_export_button_path(review, qtbot, session_path, tmp_path):
