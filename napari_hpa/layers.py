@@ -57,7 +57,9 @@ def attention_metadata(image_id: str) -> dict:
 
 
 def is_attention_layer(name: str, metadata: dict) -> bool:
-    return bool(metadata.get(ATTENTION_KEY)) or name.endswith(ATTENTION_SUFFIX)
+    """The attention maps or their contours (layers that belong to a field's result)."""
+    return (bool(metadata.get(ATTENTION_KEY)) or bool(metadata.get(CONTOURS_KEY))
+            or name.endswith((ATTENTION_SUFFIX, CONTOURS_SUFFIX)))
 
 
 def layer_channel(name: str, metadata: dict) -> tuple[str, str] | None:
