@@ -71,6 +71,8 @@ class ClassifierWidget(QWidget):
         self._ensemble = None
         self._ensemble_key = None
         self._worker = None
+        self._watched: set[int] = set()  # layers whose renaming refreshes the field list
+        self._by_hand = False  # the user chose to pick the layers by hand
         self._build_ui()
         self.viewer.layers.events.inserted.connect(self._refresh_fields)
         self.viewer.layers.events.removed.connect(self._refresh_fields)
@@ -130,6 +132,7 @@ class ClassifierWidget(QWidget):
         form.setVerticalSpacing(3)
         self.field_combo = QComboBox()
         self.field_combo.currentTextChanged.connect(self._on_field_choice)
+        self.field_combo.textActivated.connect(lambda text: setattr(self, "_by_hand", text == BY_HAND))
         self.classify_button = QPushButton("Classify")
         self.classify_button.clicked.connect(self.run)
         row = QHBoxLayout()
@@ -324,12 +327,18 @@ class ClassifierWidget(QWidget):
         return channel_groups((l.name, l.metadata, l) for l in self._image_layers())
 
     def _refresh_fields(self, *_):
+        for layer in self._image_layers():  # a set swapped in place renames its layers
+            if id(layer) not in self._watched:
+                self._watched.add(id(layer))
+                layer.events.name.connect(self._refresh_fields)
         current = self.field_combo.currentText()
         ids = sorted(self._groups())
+        if self.result is not None and self.result.image_id not in ids and not self.busy:
+            self._clear_result()  # its field is no longer on screen
         self.field_combo.blockSignals(True)
         self.field_combo.clear()
         self.field_combo.addItems([*ids, BY_HAND])
-        if current in ids or current == BY_HAND:
+        if current in ids or (current == BY_HAND and self._by_hand):
             self.field_combo.setCurrentText(current)
         self.field_combo.blockSignals(False)
         names = [layer.name for layer in self._image_layers()]
@@ -340,6 +349,16 @@ class ClassifierWidget(QWidget):
             if keep in names:
                 combo.setCurrentText(keep)
         self._on_field_choice(self.field_combo.currentText())
+
+    def _clear_result(self) -> None:
+        """Forget the shown result (its field left the viewer, or another set took its place)."""
+        self.result = None
+        self.summary_label.setText("Not classified yet.")
+        self.domain_label.hide()
+        self.table.setRowCount(0)
+        self.neighbours.clear()
+        self.neighbours.hide()
+        self.suggestion_label.hide()
 
     def _on_field_choice(self, text: str) -> None:
         by_hand = text == BY_HAND

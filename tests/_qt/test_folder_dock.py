@@ -205,3 +205,29 @@ def test_the_manifest_offers_both_docks(make_napari_viewer, qtbot, sets):
     _, f = viewer.window.add_plugin_dock_widget("napari-hpa", "HPA folder")
     assert isinstance(f, FolderWidget) and f.walk is None  # one set opened: no folder yet
     assert f.open_folder(folder) and f.walk.ids == IDS
+
+
+def test_the_classifier_follows_the_set_on_screen(make_napari_viewer, qtbot, sets, toy):
+    """Walking to another set clears the classifier's result for the one that left, and its
+    field list names the set now on screen."""
+    from napari_hpa._qt.classifier import ClassifierWidget
+
+    folder, _ = sets
+    viewer = make_napari_viewer(show=True)
+    viewer.open(str(folder), plugin="napari-hpa")
+    qtbot.waitUntil(lambda: _folder_dock(viewer) is not None, timeout=WAIT)
+    dock = _folder_dock(viewer)
+    classifier = ClassifierWidget(viewer, models=toy.path)
+    viewer.window.add_dock_widget(classifier, area="right")
+    classifier.run()
+    qtbot.waitUntil(lambda: classifier.result is not None, timeout=WAIT)
+    assert classifier.table.rowCount() == 28 and classifier.summary_label.text().startswith("a:")
+    dock.next()
+    qtbot.waitUntil(lambda: dock.shown_image_id == "b", timeout=WAIT)
+    qtbot.waitUntil(lambda: classifier.result is None, timeout=WAIT)
+    assert classifier.field_combo.currentText() == "b"
+    assert classifier.table.rowCount() == 0 and classifier.summary_label.text() == "Not classified yet."
+    assert not any(layer.name.startswith("a ") for layer in viewer.layers)
+    classifier.run()
+    qtbot.waitUntil(lambda: classifier.result is not None, timeout=WAIT)
+    assert classifier.result.image_id == "b"
