@@ -27,7 +27,6 @@ from .labels import read_labels
 from .prefetch import LoadedSet, read_source
 
 #: where the classifier widget stores its numbers in a channel layer's metadata
-CLASSIFICATION_KEY = "hpa_classification"
 #: the folder a batch run from napari writes into by default, inside the image folder
 PREDICTIONS_FOLDER = "predictions"
 #: the files of a batch run in its output folder (``predict``'s options in brackets)

@@ -6,6 +6,8 @@ schema through this module.
 * A field of view is four image layers ``"{id} {stain}"`` (``"x microtubules"``, ``"x
   protein"``, ``"x nucleus"``, ``"x ER"``) whose metadata hold ``hpa_id``, ``hpa_channel``
   (red / green / blue / yellow), ``path`` (this channel's file) and ``paths`` (all four).
+* Once classified in the viewer, each channel layer's metadata hold ``hpa_classification``
+  (the result as plain numbers: ensemble, labels, probabilities, domain).
 * Its attention maps are one layer ``"{id} attention"`` whose metadata hold ``hpa_id``,
   ``hpa_attention`` (true) and ``classes``; the iso-contours of the class on show are a
   Shapes layer ``"{id} attention contours"`` (metadata ``hpa_id``, ``hpa_attention_contours``
@@ -23,6 +25,7 @@ CHANNEL_KEY = "hpa_channel"
 ATTENTION_KEY = "hpa_attention"
 ATTENTION_SUFFIX = " attention"
 CONTOURS_KEY = "hpa_attention_contours"
+CLASSIFICATION_KEY = "hpa_classification"  # a channel layer's classifier result (plain numbers)
 CONTOURS_SUFFIX = " attention contours"
 _STAIN_TO_CHANNEL = {stain: ch for ch, stain in CHANNEL_STAINS.items()}
 

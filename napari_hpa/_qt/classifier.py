@@ -40,6 +40,7 @@ from ..classify import Classification, LayerSelectionError, channel_groups, clas
 from ..engine.providers import PROVIDER_CHOICES, ProviderRequest
 from ..errors import HPAError
 from ..layers import (
+    CLASSIFICATION_KEY,
     ID_KEY,
     is_attention_layer,
 )
@@ -456,7 +457,7 @@ class ClassifierWidget(QWidget):
         self.domain_label.show()
         self._show_trained_on(result.trained_on)
         for layer in layers:
-            layer.metadata["hpa_classification"] = result.as_metadata()
+            layer.metadata[CLASSIFICATION_KEY] = result.as_metadata()
         self._fill_table()
         if result.attention is not None:
             self._show_attention(result)

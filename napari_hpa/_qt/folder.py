@@ -32,8 +32,8 @@ from qtpy.QtWidgets import (
 
 from ..classes import CHANNELS
 from ..errors import HPAError
-from ..folder import CLASSIFICATION_KEY, FolderRow, FolderWalk, read_predictions
-from ..layers import ID_KEY, is_attention_layer, layer_channel
+from ..folder import FolderRow, FolderWalk, read_predictions
+from ..layers import CLASSIFICATION_KEY, ID_KEY, is_attention_layer, layer_channel
 from ..prefetch import LoadedSet, PrefetchCache
 from ._common import ErrorLabel
 from .review_layers import SetLayers

@@ -66,6 +66,7 @@ class PredictWidget(Container):
                      self.status])
         self.status.native.setWordWrap(True)
         self.out_edit.tooltip = "default: a 'predictions' folder inside the image folder"
+        self.models_edit.tooltip = "ensemble.json or .onnx (default: the bundled ensemble)"
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         self.folder_edit.changed.connect(self._folder_changed)
