@@ -217,11 +217,17 @@ class ReviewWidget(SessionFiles, ImageDisplay, QWidget):
         ex = QHBoxLayout(export_box)
         self.changed_only_check = QCheckBox("changed only")
         self.audit_check = QCheckBox("audit CSV")
-        self.audit_check.setToolTip("also write every label edit to <name>_audit.csv beside it")
+        self.audit_check.setToolTip("also write every edit (labels, marks, notes) to "
+                                    "<name>_audit.csv beside it")
+        self.review_check = QCheckBox("review CSV")
+        self.review_check.setChecked(True)
+        self.review_check.setToolTip("also write each image's review and unsure marks, note, "
+                                     "reviewer and time to <name>_review.csv beside it")
         self.export_button = QPushButton("Export…")
         self.export_button.clicked.connect(self._choose_export)
         ex.addWidget(self.changed_only_check)
         ex.addWidget(self.audit_check)
+        ex.addWidget(self.review_check)
         ex.addWidget(self.export_button)
         layout.addWidget(export_box)
 

@@ -59,13 +59,15 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 @core_errors(SessionError)
 def cmd_export(args: argparse.Namespace) -> int:
-    check_outputs([("--out", args.out), ("--audit", args.audit)], inputs=[("the session", args.session)],
-                  make_folders=False)
+    check_outputs([("--out", args.out), ("--audit", args.audit), ("--review", args.review)],
+                  inputs=[("the session", args.session)], make_folders=False)
     with _session(args.session) as s:
-        res = s.export(args.out, changed_only=args.changed_only, audit=args.audit)
+        res = s.export(args.out, changed_only=args.changed_only, audit=args.audit,
+                       review=args.review)
     print(
         f"wrote {res['written']} rows to {args.out} ({res['changed']} changed)"
-        + (f"; {res['audit_edits']} label edits to {args.audit}" if args.audit else "")
+        + (f"; {res['audit_edits']} edits to {args.audit}" if args.audit else "")
+        + (f"; {res['review_rows']} review rows to {args.review}" if args.review else "")
     )
     return 0
 
@@ -232,7 +234,8 @@ def add_parsers(subparsers) -> None:
         "export",
         help="write the corrected labels (Kaggle format) and an audit",
         description="Write the session's current labels as Id,Target (all ids in the input "
-        "order, indices ascending), atomically.",
+        "order, indices ascending), and optionally the audit and the review marks; all files "
+        "or none.",
     )
     q.add_argument("session", type=Path)
     q.add_argument("--out", type=Path, required=True, help="labels CSV to write")
@@ -240,7 +243,14 @@ def add_parsers(subparsers) -> None:
     q.add_argument(
         "--audit",
         type=Path,
-        help="also write every label edit (Id,Before,After,Time,Reviewer,Note,Kind)",
+        help="also write every edit: labels, review and unsure marks, notes, undo, redo "
+        "(Id,Before,After,Time,Reviewer,Note,Kind,Field)",
+    )
+    q.add_argument(
+        "--review",
+        type=Path,
+        help="also write one row per image, input order: Id,Reviewed,Unsure,Note,Reviewer,Time "
+        "(reviewer and time of its latest edit, empty if none)",
     )
     q.set_defaults(func=cmd_export)
 

@@ -564,15 +564,20 @@ class ReviewSession:
         *,
         changed_only: bool = False,
         audit: str | Path | None = None,
+        review: str | Path | None = None,
     ) -> dict:
         """Write the current labels as a Kaggle ``Id,Target`` CSV (input order, indices
         ascending, extra import columns such as ``Antibody`` kept), atomically.
 
         ``changed_only`` writes only images whose labels differ from the import.
-        ``audit`` also writes every label edit: ``Id,Before,After,Time,Reviewer,Note,Kind``.
-        The session is only read.  Returns counts.
+        ``audit`` also writes every edit (labels, marks, notes, undo, redo):
+        ``Id,Before,After,Time,Reviewer,Note,Kind,Field``.  ``review`` also writes one row per
+        image, input order: ``Id,Reviewed,Unsure,Note,Reviewer,Time`` (reviewer and time of
+        its latest edit, empty if none).  All files or none; the session is only read.
+        Returns counts.
         """
-        return _export.export(self._db, out_csv, changed_only=changed_only, audit=audit)
+        return _export.export(self._db, out_csv, changed_only=changed_only, audit=audit,
+                              review=review)
 
 
 __all__ = [

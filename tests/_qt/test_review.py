@@ -217,16 +217,25 @@ def test_export_button_path(review, qtbot, session_path, tmp_path):
     viewer, widget = review
     _open(qtbot, widget, session_path, "a")
     widget.toggle_class(25)
+    qtbot.keyClicks(widget.note_edit, "cytosol faint")  # typed, not yet saved
     out, audit = tmp_path / "out" / "corrected.csv", tmp_path / "out" / "audit.csv"
+    review_csv = tmp_path / "out" / "review.csv"
     out.parent.mkdir()
     with qtbot.waitSignal(widget.exported, timeout=WAIT) as blocker:
-        widget.export(out, audit=audit)
-    assert blocker.args[0] == {"written": 5, "changed": 1, "audit_edits": 1}
+        widget.export(out, audit=audit, review=review_csv)
+    # the toggle marked the image reviewed (one decision); the typed note is saved first
+    assert blocker.args[0] == {"written": 5, "changed": 1, "audit_edits": 3, "review_rows": 5}
     table = read_labels(out)
     assert list(table.ids) == list(LABELS)
     assert table.targets["a"] == (0, 25)
     rows = list(csv.DictReader(audit.open()))
-    assert [(r["Id"], r["Before"], r["After"]) for r in rows] == [("a", "0", "0 25")]
+    assert [(r["Id"], r["Field"], r["Before"], r["After"]) for r in rows] == [
+        ("a", "labels", "0", "0 25"), ("a", "reviewed", "0", "1"),
+        ("a", "note", "", "cytosol faint")]
+    marks = list(csv.DictReader(review_csv.open()))
+    assert [r["Id"] for r in marks] == list(LABELS)
+    assert (marks[0]["Reviewed"], marks[0]["Note"], marks[0]["Time"]) == (
+        "1", "cytosol faint", rows[-1]["Time"])
     qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT)
     with qtbot.waitSignal(widget.exported, timeout=WAIT) as blocker:
         widget.export(tmp_path / "out" / "changed.csv", changed_only=True)
