@@ -117,6 +117,7 @@ class ReviewWidget(SessionFiles, ImageDisplay, QWidget):
         self.queue_panel = QueuePanel()
         self.queue_panel.order_chosen.connect(self.set_order)
         self.queue_panel.filter_chosen.connect(self.set_class_filter)
+        self.queue_panel.filters_chosen.connect(self.set_filters)
         self.queue_panel.jump_requested.connect(self.jump)
         self.order_combo = self.queue_panel.order_combo
         self.filter_combo = self.queue_panel.filter_combo
@@ -338,7 +339,7 @@ class ReviewWidget(SessionFiles, ImageDisplay, QWidget):
 
     def _enable_file_controls(self, enabled: bool) -> None:
         """The queue and file controls, disabled while a worker runs."""
-        for w in (self.order_combo, self.filter_combo, self.create_button, self.open_button,
+        for w in (*self.queue_panel.filter_controls, self.create_button, self.open_button,
                   self.export_button):
             w.setEnabled(enabled)
 
@@ -350,20 +351,27 @@ class ReviewWidget(SessionFiles, ImageDisplay, QWidget):
     def set_order(self, order: str) -> None:
         """Build the queue in ``order`` (a key of :data:`ORDERS`) off the GUI thread."""
         if self.session is not None:
-            self._rebuild_queue(order, self.session.class_filter)
+            self._rebuild_queue(order, self.session.class_filter, self.session.queue_filters)
 
     def set_class_filter(self, cls: int | None) -> None:
         """Keep only images labelled with class ``cls`` (``None``: all) in the queue."""
         if self.session is not None:
-            self._rebuild_queue(self.session.queue_order, None if cls is None else [int(cls)])
+            self._rebuild_queue(self.session.queue_order, None if cls is None else [int(cls)],
+                                self.session.queue_filters)
 
-    def _rebuild_queue(self, order, class_filter) -> None:
+    def set_filters(self, filters) -> None:
+        """Keep only the images :class:`~napari_hpa.review.queue.QueueFilter` ``filters``
+        keeps (predicted class, changed, noted, unsure, not yet reviewed), in the same order."""
+        if self.session is not None:
+            self._rebuild_queue(self.session.queue_order, self.session.class_filter, filters)
+
+    def _rebuild_queue(self, order, class_filter, filters=None) -> None:
         if self.busy:
             return
         self._commit_note()
         self._clear_error()
         session = self.session
-        self._run(lambda: session.set_queue(order, class_filter), self._on_queue,
+        self._run(lambda: session.set_queue(order, class_filter, filters), self._on_queue,
                   f"Building the queue ({ORDERS.get(order, order)})…")
 
     def _on_queue(self, ids) -> None:

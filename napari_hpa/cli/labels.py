@@ -111,8 +111,15 @@ def cmd_suspicious(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise HPAError(f"--top must be at least 1, got {args.top}")
     check_outputs([("--out", args.out)], inputs=[("the session", args.session)], make_folders=False)
+    from ..review.queue import QueueFilter
+
+    try:
+        filters = QueueFilter(predicted=args.predicted or (), changed=args.changed,
+                              noted=args.noted, unsure=args.unsure, unreviewed=args.unreviewed)
+    except ValueError as exc:
+        raise HPAError(f"--predicted: {exc}") from None
     with _session(args.session) as s:
-        ids = s.queue(args.order)
+        ids = s.queue(args.order, filters=filters)
         top = ids[: args.top]
         # the suspicious queue has just stored the scores; other orders refresh them
         scores = s.scores() if args.order == "suspicious" else s.compute_issues()
@@ -140,7 +147,8 @@ def cmd_suspicious(args: argparse.Namespace) -> int:
         w.writerow(header)
         w.writerows(rows)
         atomic_write_text(args.out, buf.getvalue())
-        print(f"wrote the {len(rows)} most suspicious images ({args.order}) to {args.out}")
+        kept = f", {filters.words}" if filters else ""
+        print(f"wrote the {len(rows)} most suspicious images ({args.order}{kept}) to {args.out}")
     else:
         print("\t".join(header))
         for r in rows:
@@ -287,6 +295,13 @@ def add_parsers(subparsers) -> None:
         default="suspicious",
         help="; ".join(f"{k}: {ORDERS[k]}" for k in sorted(NEEDS_PROBABILITIES)),
     )
+    f = q.add_argument_group("filters (all together, with any order)")
+    f.add_argument("--unreviewed", action="store_true", help="only images not yet marked reviewed")
+    f.add_argument("--changed", action="store_true", help="only images whose labels were changed")
+    f.add_argument("--noted", action="store_true", help="only images with a note")
+    f.add_argument("--unsure", action="store_true", help="only images marked unsure")
+    f.add_argument("--predicted", type=int, nargs="+", metavar="K",
+                   help="only images the model predicts any of these classes for")
     q.set_defaults(func=cmd_suspicious)
 
     q = sub.add_parser(

@@ -317,3 +317,42 @@ def test_next_image_time_with_and_without_prefetch(review, qtbot, tmp_path):
     print(f"\nnext 512x512 image, prefetched: {fmt(prefetched)}")
     print(f"next 512x512 image, no prefetch: {fmt(cold)}")
     assert widget.image_layers[0].data.shape == (512, 512)
+
+
+def test_queue_filters_from_the_panel(review, qtbot, session_path):
+    viewer, widget = review
+    _open(qtbot, widget, session_path, "a")
+    with qtbot.waitSignal(widget.queue_changed, timeout=WAIT):
+        widget.set_order("disagreement")
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT)
+    _wait_shown(qtbot, widget, "b")
+    qtbot.keyClick(widget, Qt.Key.Key_R, ALT)  # b reviewed
+    assert stored(session_path)["reviewed"]["b"] is True
+    panel = widget.queue_panel
+    # "not reviewed", clicked: the same order without b
+    with qtbot.waitSignal(widget.queue_changed, timeout=WAIT) as blocker:
+        qtbot.mouseClick(panel.mark_checks["unreviewed"], Qt.MouseButton.LeftButton)
+    assert blocker.args[0] == ["d", "e", "c", "a"]
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT)
+    _wait_shown(qtbot, widget, "d")
+    assert "not yet reviewed" in widget.queue_status.text()
+    # and predicted class 25 as well
+    i = panel.predicted_combo.findData(25)
+    with qtbot.waitSignal(widget.queue_changed, timeout=WAIT) as blocker:
+        panel.predicted_combo.setCurrentIndex(i)
+        panel.predicted_combo.activated.emit(i)
+    assert blocker.args[0] == ["d", "c"]
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT)
+    with ReviewSession.open(session_path) as s:
+        f = s.queue_filters
+        assert f.unreviewed and f.predicted == (25,) and s.queue_order == "disagreement"
+    # the order chosen next keeps the filters
+    with qtbot.waitSignal(widget.queue_changed, timeout=WAIT) as blocker:
+        widget.set_order("least_confident")
+    assert blocker.args[0] == ["c", "d"]
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT)
+    # unticked: everything again
+    with qtbot.waitSignal(widget.queue_changed, timeout=WAIT) as blocker:
+        qtbot.mouseClick(panel.mark_checks["unreviewed"], Qt.MouseButton.LeftButton)
+    assert blocker.args[0] == ["c", "d"]  # predicted 25 still holds
+    assert not panel.mark_checks["unreviewed"].isChecked()
