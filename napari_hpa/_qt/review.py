@@ -117,6 +117,7 @@ class ReviewWidget(SessionFiles, ImageDisplay, QWidget):
         self.queue_panel = QueuePanel()
         self.queue_panel.order_chosen.connect(self.set_order)
         self.queue_panel.filter_chosen.connect(self.set_class_filter)
+        self.queue_panel.filters_chosen.connect(self.set_filters)
         self.queue_panel.jump_requested.connect(self.jump)
         self.order_combo = self.queue_panel.order_combo
         self.filter_combo = self.queue_panel.filter_combo
@@ -217,11 +218,17 @@ class ReviewWidget(SessionFiles, ImageDisplay, QWidget):
         ex = QHBoxLayout(export_box)
         self.changed_only_check = QCheckBox("changed only")
         self.audit_check = QCheckBox("audit CSV")
-        self.audit_check.setToolTip("also write every label edit to <name>_audit.csv beside it")
+        self.audit_check.setToolTip("also write every edit (labels, marks, notes) to "
+                                    "<name>_audit.csv beside it")
+        self.review_check = QCheckBox("review CSV")
+        self.review_check.setChecked(True)
+        self.review_check.setToolTip("also write each image's review and unsure marks, note, "
+                                     "reviewer and time to <name>_review.csv beside it")
         self.export_button = QPushButton("Export…")
         self.export_button.clicked.connect(self._choose_export)
         ex.addWidget(self.changed_only_check)
         ex.addWidget(self.audit_check)
+        ex.addWidget(self.review_check)
         ex.addWidget(self.export_button)
         layout.addWidget(export_box)
 
@@ -332,7 +339,7 @@ class ReviewWidget(SessionFiles, ImageDisplay, QWidget):
 
     def _enable_file_controls(self, enabled: bool) -> None:
         """The queue and file controls, disabled while a worker runs."""
-        for w in (self.order_combo, self.filter_combo, self.create_button, self.open_button,
+        for w in (*self.queue_panel.filter_controls, self.create_button, self.open_button,
                   self.export_button):
             w.setEnabled(enabled)
 
@@ -344,20 +351,27 @@ class ReviewWidget(SessionFiles, ImageDisplay, QWidget):
     def set_order(self, order: str) -> None:
         """Build the queue in ``order`` (a key of :data:`ORDERS`) off the GUI thread."""
         if self.session is not None:
-            self._rebuild_queue(order, self.session.class_filter)
+            self._rebuild_queue(order, self.session.class_filter, self.session.queue_filters)
 
     def set_class_filter(self, cls: int | None) -> None:
         """Keep only images labelled with class ``cls`` (``None``: all) in the queue."""
         if self.session is not None:
-            self._rebuild_queue(self.session.queue_order, None if cls is None else [int(cls)])
+            self._rebuild_queue(self.session.queue_order, None if cls is None else [int(cls)],
+                                self.session.queue_filters)
 
-    def _rebuild_queue(self, order, class_filter) -> None:
+    def set_filters(self, filters) -> None:
+        """Keep only the images :class:`~napari_hpa.review.queue.QueueFilter` ``filters``
+        keeps (predicted class, changed, noted, unsure, not yet reviewed), in the same order."""
+        if self.session is not None:
+            self._rebuild_queue(self.session.queue_order, self.session.class_filter, filters)
+
+    def _rebuild_queue(self, order, class_filter, filters=None) -> None:
         if self.busy:
             return
         self._commit_note()
         self._clear_error()
         session = self.session
-        self._run(lambda: session.set_queue(order, class_filter), self._on_queue,
+        self._run(lambda: session.set_queue(order, class_filter, filters), self._on_queue,
                   f"Building the queue ({ORDERS.get(order, order)})…")
 
     def _on_queue(self, ids) -> None:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from qtpy.QtWidgets import QFileDialog
 
+from ..fileio import check_outputs
+
 
 class SessionFiles:
     """Choosing session files and exporting."""
@@ -47,14 +49,19 @@ class SessionFiles:
         start = str(self.session.path.with_name(self.session.path.stem + "_corrected.csv"))
         path, _ = QFileDialog.getSaveFileName(self, "Export corrected labels", start, "CSV (*.csv)")
         if path:
-            audit = (str(Path(path).with_name(Path(path).stem + "_audit.csv"))
-                     if self.audit_check.isChecked() else None)
-            self.export(path, changed_only=self.changed_only_check.isChecked(), audit=audit)
+            def beside(suffix: str, check) -> str | None:
+                return (str(Path(path).with_name(Path(path).stem + suffix))
+                        if check.isChecked() else None)
+
+            self.export(path, changed_only=self.changed_only_check.isChecked(),
+                        audit=beside("_audit.csv", self.audit_check),
+                        review=beside("_review.csv", self.review_check))
 
     def export(self, path: str | Path, *, changed_only: bool = False,
-               audit: str | Path | None = None) -> None:
-        """Export the session's labels (atomically, through the store) off the GUI thread;
-        :attr:`exported` follows with the counts."""
+               audit: str | Path | None = None, review: str | Path | None = None) -> None:
+        """Export the session's labels, and given them the audit and the review CSV (all or
+        none, through the store) off the GUI thread; :attr:`exported` follows with the
+        counts."""
         if self.session is None or self.busy:
             return
         self._commit_note()
@@ -65,8 +72,13 @@ class SessionFiles:
             self.queue_status.setText(
                 f"Exported {counts['written']} rows ({counts['changed']} changed) "
                 f"to {Path(path).name}"
-                + (f"; audit: {counts['audit_edits']} edits" if audit else ""))
+                + (f"; audit: {counts['audit_edits']} edits" if audit else "")
+                + (f"; review: {Path(review).name}" if review else ""))
             self.exported.emit(counts)
 
-        self._run(lambda: session.export(path, changed_only=changed_only, audit=audit), done,
-                  f"Exporting to {Path(path).name}…")
+        def work():
+            check_outputs([("the export", path), ("the audit", audit), ("the review CSV", review)],
+                          inputs=[("the session", session.path)], make_folders=False)
+            return session.export(path, changed_only=changed_only, audit=audit, review=review)
+
+        self._run(work, done, f"Exporting to {Path(path).name}…")

@@ -1,5 +1,6 @@
-"""Two panels of the review widget.  The queue box: the order, the class filter, a box to
-jump to an id and a status line.  The class panel: one check box per class, grouped by
+"""Two panels of the review widget.  The queue box: the order, the class filter, the filters
+(predicted class, changed, has a note, unsure, not yet reviewed), a box to jump to an id
+and a status line.  The class panel: one check box per class, grouped by
 compartment, each with the model's probability beside it and coloured where label and
 model disagree, under a legend of the two colours.  They draw a
 :class:`~napari_hpa.review.view.ReviewView` and report what is chosen or clicked as
@@ -25,6 +26,7 @@ from qtpy.QtWidgets import (
 
 from ..classes import CLASSES, NUM_CLASSES
 from ..review.ordering import NEEDS_PROBABILITIES, ORDERS
+from ..review.queue import QueueFilter
 from ..review.view import ReviewView
 from .review_keys import KEYS
 from .review_strip import mnemonic_safe
@@ -45,6 +47,8 @@ class QueuePanel(QGroupBox):
     order_chosen = Signal(str)
     #: emitted with the class index chosen as filter, or ``None`` for all classes
     filter_chosen = Signal(object)
+    #: emitted with the :class:`~napari_hpa.review.queue.QueueFilter` the controls now say
+    filters_chosen = Signal(object)
     #: emitted with the id typed into the jump box
     jump_requested = Signal(str)
 
@@ -64,18 +68,64 @@ class QueuePanel(QGroupBox):
             self.filter_combo.addItem(f"{c.index} {c.name}", c.index)
         self.filter_combo.activated.connect(
             lambda i: self.filter_chosen.emit(self.filter_combo.itemData(i)))
-        grid.addWidget(QLabel("class filter"), 1, 0)
-        grid.addWidget(self.filter_combo, 1, 1, 1, 2)
+        self.predicted_combo = QComboBox()
+        self.predicted_combo.setToolTip("keep only images the model predicts this class for")
+        self.predicted_combo.addItem("any class", None)
+        for c in CLASSES:
+            self.predicted_combo.addItem(f"{c.index} {c.name}", c.index)
+        self.predicted_combo.activated.connect(self._filters_changed)
+        classes = QHBoxLayout()  # labelled and predicted side by side: one row for both
+        for combo in (self.filter_combo, self.predicted_combo):  # no wider than the dock
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(10)
+        self.filter_combo.setToolTip("keep only images labelled with this class")
+        classes.addWidget(self.filter_combo, 1)
+        classes.addWidget(QLabel("predicted"))
+        classes.addWidget(self.predicted_combo, 1)
+        grid.addWidget(QLabel("labelled"), 1, 0)
+        grid.addLayout(classes, 1, 1, 1, 2)
+        marks = QHBoxLayout()
+        self.mark_checks: dict[str, QCheckBox] = {}
+        for key, text, tip in (
+            ("unreviewed", "not reviewed", "only images not yet marked reviewed (with any order)"),
+            ("changed", "changed", "only images whose labels differ from the import"),
+            ("noted", "note", "only images with a note"),
+            ("unsure", "unsure", "only images marked unsure"),
+        ):
+            box = QCheckBox(text)
+            box.setToolTip(tip)
+            box.toggled.connect(self._filters_changed)
+            self.mark_checks[key] = box
+            marks.addWidget(box)
+        marks.addStretch(1)
+        grid.addWidget(QLabel("only"), 2, 0)
+        grid.addLayout(marks, 2, 1, 1, 2)
         self.jump_edit = QLineEdit()
         self.jump_edit.setPlaceholderText(f"image id ({KEYS['jump'][0]})")
         self.jump_edit.returnPressed.connect(self._jump)
         jump_button = QPushButton("Go")
         jump_button.clicked.connect(self._jump)
-        grid.addWidget(QLabel("jump to"), 2, 0)
-        grid.addWidget(self.jump_edit, 2, 1)
-        grid.addWidget(jump_button, 2, 2)
+        grid.addWidget(QLabel("jump to"), 3, 0)
+        grid.addWidget(self.jump_edit, 3, 1)
+        grid.addWidget(jump_button, 3, 2)
         self.status = QLabel()
-        grid.addWidget(self.status, 3, 0, 1, 3)
+        self.status.setWordWrap(True)
+        grid.addWidget(self.status, 4, 0, 1, 3)
+
+    @property
+    def filter_controls(self) -> list[QWidget]:
+        """The controls that rebuild the queue (disabled while it is built)."""
+        return [self.order_combo, self.filter_combo, self.predicted_combo,
+                *self.mark_checks.values()]
+
+    def filters(self) -> QueueFilter:
+        """The filters the controls say."""
+        cls = self.predicted_combo.currentData()
+        return QueueFilter(predicted=() if cls is None else (cls,),
+                           **{k: b.isChecked() for k, b in self.mark_checks.items()})
+
+    def _filters_changed(self, *_) -> None:
+        self.filters_chosen.emit(self.filters())
 
     def _jump(self) -> None:
         self.jump_requested.emit(self.jump_edit.text().strip())
@@ -86,6 +136,7 @@ class QueuePanel(QGroupBox):
         for i in range(self.order_combo.count()):
             needs = self.order_combo.itemData(i) in NEEDS_PROBABILITIES
             model.item(i).setEnabled(has_probabilities or not needs)
+        self.predicted_combo.setEnabled(has_probabilities)
 
     def show_view(self, view: ReviewView, *, status: bool = True) -> None:
         """Show the queue's order and class filter (and, with ``status``, its status line)."""
@@ -93,6 +144,13 @@ class QueuePanel(QGroupBox):
             self.status.setText(view.queue_text)
         _set_combo(self.order_combo, view.order)
         _set_combo(self.filter_combo, view.class_filter[0] if view.class_filter else None)
+        f = view.filters
+        _set_combo(self.predicted_combo, f.predicted[0] if f.predicted else None)
+        for key, box in self.mark_checks.items():
+            if box.isChecked() != getattr(f, key):
+                box.blockSignals(True)
+                box.setChecked(getattr(f, key))
+                box.blockSignals(False)
 
 
 def _set_combo(combo: QComboBox, data) -> None:

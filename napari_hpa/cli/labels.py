@@ -59,13 +59,15 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 @core_errors(SessionError)
 def cmd_export(args: argparse.Namespace) -> int:
-    check_outputs([("--out", args.out), ("--audit", args.audit)], inputs=[("the session", args.session)],
-                  make_folders=False)
+    check_outputs([("--out", args.out), ("--audit", args.audit), ("--review", args.review)],
+                  inputs=[("the session", args.session)], make_folders=False)
     with _session(args.session) as s:
-        res = s.export(args.out, changed_only=args.changed_only, audit=args.audit)
+        res = s.export(args.out, changed_only=args.changed_only, audit=args.audit,
+                       review=args.review)
     print(
         f"wrote {res['written']} rows to {args.out} ({res['changed']} changed)"
-        + (f"; {res['audit_edits']} label edits to {args.audit}" if args.audit else "")
+        + (f"; {res['audit_edits']} edits to {args.audit}" if args.audit else "")
+        + (f"; {res['review_rows']} review rows to {args.review}" if args.review else "")
     )
     return 0
 
@@ -109,8 +111,15 @@ def cmd_suspicious(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise HPAError(f"--top must be at least 1, got {args.top}")
     check_outputs([("--out", args.out)], inputs=[("the session", args.session)], make_folders=False)
+    from ..review.queue import QueueFilter
+
+    try:
+        filters = QueueFilter(predicted=args.predicted or (), changed=args.changed,
+                              noted=args.noted, unsure=args.unsure, unreviewed=args.unreviewed)
+    except ValueError as exc:
+        raise HPAError(f"--predicted: {exc}") from None
     with _session(args.session) as s:
-        ids = s.queue(args.order)
+        ids = s.queue(args.order, filters=filters)
         top = ids[: args.top]
         # the suspicious queue has just stored the scores; other orders refresh them
         scores = s.scores() if args.order == "suspicious" else s.compute_issues()
@@ -138,7 +147,8 @@ def cmd_suspicious(args: argparse.Namespace) -> int:
         w.writerow(header)
         w.writerows(rows)
         atomic_write_text(args.out, buf.getvalue())
-        print(f"wrote the {len(rows)} most suspicious images ({args.order}) to {args.out}")
+        kept = f", {filters.words}" if filters else ""
+        print(f"wrote the {len(rows)} most suspicious images ({args.order}{kept}) to {args.out}")
     else:
         print("\t".join(header))
         for r in rows:
@@ -232,7 +242,8 @@ def add_parsers(subparsers) -> None:
         "export",
         help="write the corrected labels (Kaggle format) and an audit",
         description="Write the session's current labels as Id,Target (all ids in the input "
-        "order, indices ascending), atomically.",
+        "order, indices ascending), and optionally the audit and the review marks; all files "
+        "or none.",
     )
     q.add_argument("session", type=Path)
     q.add_argument("--out", type=Path, required=True, help="labels CSV to write")
@@ -240,7 +251,14 @@ def add_parsers(subparsers) -> None:
     q.add_argument(
         "--audit",
         type=Path,
-        help="also write every label edit (Id,Before,After,Time,Reviewer,Note,Kind)",
+        help="also write every edit: labels, review and unsure marks, notes, undo, redo "
+        "(Id,Before,After,Time,Reviewer,Note,Kind,Field)",
+    )
+    q.add_argument(
+        "--review",
+        type=Path,
+        help="also write one row per image, input order: Id,Reviewed,Unsure,Note,Reviewer,Time "
+        "(reviewer and time of its latest edit, empty if none)",
     )
     q.set_defaults(func=cmd_export)
 
@@ -277,6 +295,13 @@ def add_parsers(subparsers) -> None:
         default="suspicious",
         help="; ".join(f"{k}: {ORDERS[k]}" for k in sorted(NEEDS_PROBABILITIES)),
     )
+    f = q.add_argument_group("filters (all together, with any order)")
+    f.add_argument("--unreviewed", action="store_true", help="only images not yet marked reviewed")
+    f.add_argument("--changed", action="store_true", help="only images whose labels were changed")
+    f.add_argument("--noted", action="store_true", help="only images with a note")
+    f.add_argument("--unsure", action="store_true", help="only images marked unsure")
+    f.add_argument("--predicted", type=int, nargs="+", metavar="K",
+                   help="only images the model predicts any of these classes for")
     q.set_defaults(func=cmd_suspicious)
 
     q = sub.add_parser(

@@ -10,6 +10,8 @@ that needs it is built.
 from __future__ import annotations
 
 from .ordering import ORDERS
+from .queue import QueueFilter
 from .store import SCHEMA_VERSION, Edit, Highlights, ImageRecord, ReviewSession
 
-__all__ = ["ORDERS", "SCHEMA_VERSION", "Edit", "Highlights", "ImageRecord", "ReviewSession"]
+__all__ = ["ORDERS", "SCHEMA_VERSION", "Edit", "Highlights", "ImageRecord", "QueueFilter",
+           "ReviewSession"]

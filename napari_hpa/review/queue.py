@@ -1,13 +1,14 @@
 """The review queue of a session: the label-confidence scores and issue masks that the
 orders and highlights use, building a queue in an order of :mod:`.ordering` with a class
-filter, persisting it, and the cursor (position, current id, next, previous, jump).
+filter and the :class:`QueueFilter` (predicted class, changed, has a note, unsure, not yet
+reviewed), persisting it, and the cursor (position, current id, next, previous, jump).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -28,6 +29,70 @@ def filter_classes(class_filter: int | Iterable[int] | None) -> list[int]:
         if not 0 <= k < NUM_CLASSES:
             raise ValueError(f"class index {k} is outside 0-{NUM_CLASSES - 1}")
     return out
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    """Which images a queue keeps, besides the class filter (all conditions together):
+    the model predicts any of ``predicted`` (classes; needs probabilities), the labels differ
+    from the import (``changed``), the image has a note (``noted``), is marked unsure, is not
+    yet marked reviewed (``unreviewed``).  Any queue order combines with it."""
+
+    predicted: tuple[int, ...] = ()
+    changed: bool = False
+    noted: bool = False
+    unsure: bool = False
+    unreviewed: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "predicted", tuple(filter_classes(self.predicted)))
+
+    def __bool__(self) -> bool:
+        return bool(self.predicted) or self.changed or self.noted or self.unsure or self.unreviewed
+
+    @property
+    def words(self) -> str:
+        """``"predicted 6, changed, not yet reviewed"``; empty when it keeps everything."""
+        parts = [f"predicted {' or '.join(map(str, self.predicted))}"] if self.predicted else []
+        parts += [w for on, w in ((self.changed, "changed"), (self.noted, "with a note"),
+                                  (self.unsure, "unsure"), (self.unreviewed, "not yet reviewed"))
+                  if on]
+        return ", ".join(parts)
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d["predicted"] = list(self.predicted)
+        return json.dumps(d)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> QueueFilter:
+        d = json.loads(text) if text else {}
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+    def keep(self, db: SessionDB, labels: np.ndarray, probs: np.ndarray | None) -> np.ndarray:
+        """``(N,)`` bool: the images of ``db`` (input order) it keeps."""
+        keep = np.ones(len(db.ids), dtype=bool)
+        if self.predicted:
+            if probs is None:
+                raise SessionError("has no model probabilities, which the filter on predicted "
+                                   "classes needs: import it with --probs", path=db.path)
+            pred = ordering.predicted_sets(probs, db.thresholds)
+            keep &= pred[:, list(self.predicted)].any(axis=1)
+        if self.changed or self.noted or self.unsure or self.unreviewed:
+            with db.lock:
+                rows = db.conn.execute("SELECT labels != original, note != '', unsure, reviewed "
+                                       "FROM images ORDER BY row").fetchall()
+            flags = np.array(rows, dtype=bool).reshape(-1, 4)
+            for on, col in ((self.changed, flags[:, 0]), (self.noted, flags[:, 1]),
+                            (self.unsure, flags[:, 2]), (self.unreviewed, ~flags[:, 3])):
+                if on:
+                    keep &= col
+        return keep
+
+
+def _everything(order: str, class_filter, filters: QueueFilter) -> bool:
+    """Whether a queue is all the images as listed (not stored row by row)."""
+    return order == "listed" and not class_filter and not filters
 
 
 def compute_issues(db: SessionDB) -> np.ndarray:
@@ -79,6 +144,7 @@ class Cursor:
     position: int  # as stored (the current id is clamped to the queue)
     order: str
     class_filter: list[int] | None
+    filters: QueueFilter = QueueFilter()
 
     @property
     def current_id(self) -> str | None:
@@ -95,9 +161,10 @@ class Queue:
         self._cache: tuple[str, ...] | None = None
 
     def build(
-        self, order: str = "listed", class_filter: int | Iterable[int] | None = None
+        self, order: str = "listed", class_filter: int | Iterable[int] | None = None,
+        filters: QueueFilter | None = None,
     ) -> list[str]:
-        """The ids in queue ``order`` with ``class_filter``, computed now; the
+        """The ids in queue ``order`` with ``class_filter`` and ``filters``, computed now; the
         ``suspicious`` order stores the scores it computes (:func:`compute_issues`)."""
         db = self._db
         if order not in ordering.ORDERS:
@@ -120,15 +187,19 @@ class Queue:
         if classes:
             keep = labels[:, classes].any(axis=1)
             idx = idx[keep[idx]]
+        if filters:
+            idx = idx[filters.keep(db, labels, probs)[idx]]
         return [db.ids[i] for i in idx]
 
     def persist(
-        self, order: str = "listed", class_filter: int | Iterable[int] | None = None
+        self, order: str = "listed", class_filter: int | Iterable[int] | None = None,
+        filters: QueueFilter | None = None,
     ) -> list[str]:
         """Build the queue and persist it with the position reset to 0."""
-        ids = self.build(order, class_filter)
+        filters = filters or QueueFilter()
+        ids = self.build(order, class_filter, filters)
         classes = filter_classes(class_filter)
-        everything = order == "listed" and not classes
+        everything = _everything(order, classes, filters)
         with self._db.write() as c:
             c.execute("DELETE FROM queue")
             if not everything:
@@ -139,7 +210,7 @@ class Queue:
             c.executemany(
                 "INSERT OR REPLACE INTO state VALUES (?, ?)",
                 [("order", order), ("class_filter", json.dumps(classes or None)),
-                 ("position", "0")],
+                 ("filters", filters.to_json()), ("position", "0")],
             )
         self._cache = tuple(ids)
         return ids
@@ -154,12 +225,25 @@ class Queue:
     def class_filter(self) -> list[int] | None:
         return json.loads(self._db.state("class_filter") or "null")
 
-    def _load_ids(self, order: str, class_filter: list[int] | None) -> tuple[str, ...]:
-        """The persisted queue, given the stored order and filter: read once, then kept."""
+    @property
+    def filters(self) -> QueueFilter:
+        return QueueFilter.from_json(self._db.state("filters"))
+
+    @property
+    def everything(self) -> bool:
+        """Whether the persisted queue is all the images as listed."""
+        state = self._db.states()
+        return _everything(state.get("order") or "listed",
+                           json.loads(state.get("class_filter") or "null"),
+                           QueueFilter.from_json(state.get("filters")))
+
+    def _load_ids(self, order: str, class_filter: list[int] | None,
+                  filters: QueueFilter) -> tuple[str, ...]:
+        """The persisted queue, given the stored order and filters: read once, then kept."""
         if self._cache is None:
             with self._db.lock:
                 rows = self._db.conn.execute("SELECT row FROM queue ORDER BY pos").fetchall()
-            everything = order == "listed" and not class_filter
+            everything = _everything(order, class_filter, filters)
             self._cache = (
                 self._db.ids if everything else tuple(self._db.ids[r[0]] for r in rows)
             )
@@ -169,7 +253,7 @@ class Queue:
     def ids(self) -> tuple[str, ...]:
         """The persisted queue (all ids as listed until :meth:`persist` is called)."""
         if self._cache is None:
-            return self._load_ids(self.order, self.class_filter)
+            return self.cursor().ids
         return self._cache
 
     def cursor(self) -> Cursor:
@@ -177,8 +261,9 @@ class Queue:
         state = self._db.states()
         order = state.get("order") or "listed"
         class_filter = json.loads(state.get("class_filter") or "null")
-        return Cursor(self._load_ids(order, class_filter), int(state.get("position") or 0), order,
-                      class_filter)
+        filters = QueueFilter.from_json(state.get("filters"))
+        return Cursor(self._load_ids(order, class_filter, filters),
+                      int(state.get("position") or 0), order, class_filter, filters)
 
     @property
     def position(self) -> int:

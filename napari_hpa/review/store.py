@@ -32,7 +32,7 @@ from .decisions import Proposal, accept_plan, proposals
 from .db import SCHEMA_VERSION, SCORE_KIND, SessionDB, create_file
 from .edits import EDIT_KINDS, Edit, EditLog, default_reviewer
 from .highlights import Highlights, highlights_of, predicted_set
-from .queue import Cursor, Queue, compute_issues, stored_scores
+from .queue import Cursor, Queue, QueueFilter, compute_issues, stored_scores
 
 
 @dataclass(frozen=True)
@@ -424,8 +424,7 @@ class ReviewSession:
 
     def progress(self) -> tuple[int, int, int]:
         """``(reviewed, changed, images)`` of the current queue."""
-        everything = self.queue_order == "listed" and not self.class_filter
-        where = "1" if everything else "row IN (SELECT row FROM queue)"
+        where = "1" if self._queue.everything else "row IN (SELECT row FROM queue)"
         with self._db.read() as c:
             reviewed, changed, n = c.execute(
                 f"SELECT COALESCE(SUM(reviewed != 0), 0), COALESCE(SUM(labels != original), 0), "
@@ -465,15 +464,17 @@ class ReviewSession:
         return compute_issues(self._db)
 
     def queue(
-        self, order: str = "listed", class_filter: int | Iterable[int] | None = None
+        self, order: str = "listed", class_filter: int | Iterable[int] | None = None,
+        filters: QueueFilter | None = None,
     ) -> list[str]:
         """The ids in queue ``order`` (see :mod:`.ordering`), computed now.  The queue is not
         persisted (:meth:`set_queue` does that), but the ``suspicious`` order stores the
         scores and issue masks it computes (:meth:`compute_issues`).
 
-        ``class_filter`` keeps only images whose current labels hold any of the classes.
+        ``class_filter`` keeps only images whose current labels hold any of the classes;
+        ``filters`` (:class:`.QueueFilter`) those predicted, changed, noted, unsure, unreviewed.
         """
-        return self._queue.build(order, class_filter)
+        return self._queue.build(order, class_filter, filters)
 
     def scores(self) -> np.ndarray | None:
         """The stored :meth:`compute_issues` scores (input order; NaN where not computed),
@@ -481,10 +482,11 @@ class ReviewSession:
         return stored_scores(self._db)
 
     def set_queue(
-        self, order: str = "listed", class_filter: int | Iterable[int] | None = None
+        self, order: str = "listed", class_filter: int | Iterable[int] | None = None,
+        filters: QueueFilter | None = None,
     ) -> list[str]:
-        """Compute the queue and persist it with the position reset to 0."""
-        return self._queue.persist(order, class_filter)
+        """Compute the queue and persist it (with its filters) with the position reset to 0."""
+        return self._queue.persist(order, class_filter, filters)
 
     @property
     def queue_order(self) -> str:
@@ -493,6 +495,10 @@ class ReviewSession:
     @property
     def class_filter(self) -> list[int] | None:
         return self._queue.class_filter
+
+    @property
+    def queue_filters(self) -> QueueFilter:
+        return self._queue.filters
 
     @property
     def queue_ids(self) -> tuple[str, ...]:
@@ -564,15 +570,20 @@ class ReviewSession:
         *,
         changed_only: bool = False,
         audit: str | Path | None = None,
+        review: str | Path | None = None,
     ) -> dict:
         """Write the current labels as a Kaggle ``Id,Target`` CSV (input order, indices
         ascending, extra import columns such as ``Antibody`` kept), atomically.
 
         ``changed_only`` writes only images whose labels differ from the import.
-        ``audit`` also writes every label edit: ``Id,Before,After,Time,Reviewer,Note,Kind``.
-        The session is only read.  Returns counts.
+        ``audit`` also writes every edit (labels, marks, notes, undo, redo):
+        ``Id,Before,After,Time,Reviewer,Note,Kind,Field``.  ``review`` also writes one row per
+        image, input order: ``Id,Reviewed,Unsure,Note,Reviewer,Time`` (reviewer and time of
+        its latest edit, empty if none).  All files or none; the session is only read.
+        Returns counts.
         """
-        return _export.export(self._db, out_csv, changed_only=changed_only, audit=audit)
+        return _export.export(self._db, out_csv, changed_only=changed_only, audit=audit,
+                              review=review)
 
 
 __all__ = [

@@ -15,6 +15,7 @@ from ..labels import Target
 from .decisions import Plan, Proposal, accept_plan, class_names, proposals
 from .highlights import predicted_set
 from .ordering import ORDERS
+from .queue import QueueFilter
 from .store import ReviewSession
 
 
@@ -42,6 +43,7 @@ class ReviewView:
     plan: Plan | None = None  # what accepting all proposals does
     unsure: bool = False
     progress: tuple[int, int, int] = (0, 0, 0)  # reviewed, changed, images of the queue
+    filters: QueueFilter = QueueFilter()
 
     @property
     def progress_text(self) -> str:
@@ -67,6 +69,7 @@ class ReviewView:
         cfilter = self.class_filter
         return (f"{ORDERS.get(self.order, self.order)}"
                 + (f", labelled {', '.join(str(k) for k in cfilter)}" if cfilter else "")
+                + (f", {self.filters.words}" if self.filters else "")
                 + f": {self.queue_length} images")
 
     @property
@@ -95,6 +98,7 @@ def review_view(session: ReviewSession) -> ReviewView | None:
         queue_length=len(cursor.ids),
         order=cursor.order,
         class_filter=cursor.class_filter,
+        filters=cursor.filters,
         labels=rec.labels,
         original=rec.original,
         predicted=predicted_set(rec.probs, thresholds),

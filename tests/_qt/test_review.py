@@ -217,16 +217,25 @@ def test_export_button_path(review, qtbot, session_path, tmp_path):
     viewer, widget = review
     _open(qtbot, widget, session_path, "a")
     widget.toggle_class(25)
+    qtbot.keyClicks(widget.note_edit, "cytosol faint")  # typed, not yet saved
     out, audit = tmp_path / "out" / "corrected.csv", tmp_path / "out" / "audit.csv"
+    review_csv = tmp_path / "out" / "review.csv"
     out.parent.mkdir()
     with qtbot.waitSignal(widget.exported, timeout=WAIT) as blocker:
-        widget.export(out, audit=audit)
-    assert blocker.args[0] == {"written": 5, "changed": 1, "audit_edits": 1}
+        widget.export(out, audit=audit, review=review_csv)
+    # the toggle marked the image reviewed (one decision); the typed note is saved first
+    assert blocker.args[0] == {"written": 5, "changed": 1, "audit_edits": 3, "review_rows": 5}
     table = read_labels(out)
     assert list(table.ids) == list(LABELS)
     assert table.targets["a"] == (0, 25)
     rows = list(csv.DictReader(audit.open()))
-    assert [(r["Id"], r["Before"], r["After"]) for r in rows] == [("a", "0", "0 25")]
+    assert [(r["Id"], r["Field"], r["Before"], r["After"]) for r in rows] == [
+        ("a", "labels", "0", "0 25"), ("a", "reviewed", "0", "1"),
+        ("a", "note", "", "cytosol faint")]
+    marks = list(csv.DictReader(review_csv.open()))
+    assert [r["Id"] for r in marks] == list(LABELS)
+    assert (marks[0]["Reviewed"], marks[0]["Note"], marks[0]["Time"]) == (
+        "1", "cytosol faint", rows[-1]["Time"])
     qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT)
     with qtbot.waitSignal(widget.exported, timeout=WAIT) as blocker:
         widget.export(tmp_path / "out" / "changed.csv", changed_only=True)
@@ -308,3 +317,42 @@ def test_next_image_time_with_and_without_prefetch(review, qtbot, tmp_path):
     print(f"\nnext 512x512 image, prefetched: {fmt(prefetched)}")
     print(f"next 512x512 image, no prefetch: {fmt(cold)}")
     assert widget.image_layers[0].data.shape == (512, 512)
+
+
+def test_queue_filters_from_the_panel(review, qtbot, session_path):
+    viewer, widget = review
+    _open(qtbot, widget, session_path, "a")
+    with qtbot.waitSignal(widget.queue_changed, timeout=WAIT):
+        widget.set_order("disagreement")
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT)
+    _wait_shown(qtbot, widget, "b")
+    qtbot.keyClick(widget, Qt.Key.Key_R, ALT)  # b reviewed
+    assert stored(session_path)["reviewed"]["b"] is True
+    panel = widget.queue_panel
+    # "not reviewed", clicked: the same order without b
+    with qtbot.waitSignal(widget.queue_changed, timeout=WAIT) as blocker:
+        qtbot.mouseClick(panel.mark_checks["unreviewed"], Qt.MouseButton.LeftButton)
+    assert blocker.args[0] == ["d", "e", "c", "a"]
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT)
+    _wait_shown(qtbot, widget, "d")
+    assert "not yet reviewed" in widget.queue_status.text()
+    # and predicted class 25 as well
+    i = panel.predicted_combo.findData(25)
+    with qtbot.waitSignal(widget.queue_changed, timeout=WAIT) as blocker:
+        panel.predicted_combo.setCurrentIndex(i)
+        panel.predicted_combo.activated.emit(i)
+    assert blocker.args[0] == ["d", "c"]
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT)
+    with ReviewSession.open(session_path) as s:
+        f = s.queue_filters
+        assert f.unreviewed and f.predicted == (25,) and s.queue_order == "disagreement"
+    # the order chosen next keeps the filters
+    with qtbot.waitSignal(widget.queue_changed, timeout=WAIT) as blocker:
+        widget.set_order("least_confident")
+    assert blocker.args[0] == ["c", "d"]
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT)
+    # unticked: everything again
+    with qtbot.waitSignal(widget.queue_changed, timeout=WAIT) as blocker:
+        qtbot.mouseClick(panel.mark_checks["unreviewed"], Qt.MouseButton.LeftButton)
+    assert blocker.args[0] == ["c", "d"]  # predicted 25 still holds
+    assert not panel.mark_checks["unreviewed"].isChecked()

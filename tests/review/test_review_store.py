@@ -115,7 +115,7 @@ def test_export_reproduces_labels_and_round_trips(session, tmp_path, images_dir)
     session.set_labels("img-c", "5 4")
     session.toggle("img-a", 25)
     out = session.export(tmp_path / "out.csv", audit=tmp_path / "audit.csv")
-    assert out == {"written": 6, "changed": 2, "audit_edits": 2}
+    assert out == {"written": 6, "changed": 2, "audit_edits": 2, "review_rows": 0}
     table = read_labels(tmp_path / "out.csv")
     assert table.ids == list(SMALL)
     for i in SMALL:
@@ -124,8 +124,8 @@ def test_export_reproduces_labels_and_round_trips(session, tmp_path, images_dir)
     text = (tmp_path / "out.csv").read_text()
     assert "img-c,4 5," in text and "img-a,0,ab0" in text
     audit = (tmp_path / "audit.csv").read_text().splitlines()
-    assert audit[0] == "Id,Before,After,Time,Reviewer,Note,Kind"
-    assert audit[1].startswith("img-c,,4 5,") and audit[1].endswith(",ann,,set")
+    assert audit[0] == "Id,Before,After,Time,Reviewer,Note,Kind,Field"
+    assert audit[1].startswith("img-c,,4 5,") and audit[1].endswith(",ann,,set,labels")
     # import(export) reproduces the labels exactly
     with ReviewSession.create(tmp_path / "again.hpa", images_dir, tmp_path / "out.csv") as again:
         assert again.ids == session.ids
