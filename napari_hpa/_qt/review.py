@@ -23,7 +23,7 @@ from pathlib import Path
 from qtpy.QtCore import Qt, QTimer, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
-    QGroupBox,
+    QTabWidget,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -212,9 +212,13 @@ class ReviewWidget(SessionFiles, ImageDisplay, QWidget):
         self.reviewer_edit.editingFinished.connect(self._commit_reviewer)
         note_row.addWidget(self.reviewer_edit)
         layout.addLayout(note_row)
-        layout.addWidget(self.queue_panel)
 
-        export_box = QGroupBox("Export")
+        # the queue, the export and the keys share one tabbed box, so the class grid keeps
+        # the height (the dock fits 1400 x 900)
+        self.tools = QTabWidget()
+        self.tools.setDocumentMode(True)
+        self.tools.addTab(self.queue_panel, "Queue")
+        export_box = QWidget()
         ex = QHBoxLayout(export_box)
         self.changed_only_check = QCheckBox("changed only")
         self.audit_check = QCheckBox("audit CSV")
@@ -230,12 +234,20 @@ class ReviewWidget(SessionFiles, ImageDisplay, QWidget):
         ex.addWidget(self.audit_check)
         ex.addWidget(self.review_check)
         ex.addWidget(self.export_button)
-        layout.addWidget(export_box)
+        ex.addStretch(1)
+        export_page = QWidget()
+        ev = QVBoxLayout(export_page)
+        ev.addWidget(export_box)
+        ev.addStretch(1)
+        self.tools.addTab(export_page, "Export")
 
-        self.keys_label = QLabel("Keys: " + keys_legend())
+        self.keys_label = QLabel(keys_legend())
         self.keys_label.setWordWrap(True)
         self.keys_label.setStyleSheet("color: gray;")
-        layout.addWidget(self.keys_label)
+        self.keys_label.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self.tools.addTab(self.keys_label, "Keys")
+        self.tools.setTabToolTip(2, keys_legend())
+        layout.addWidget(self.tools)
 
     def _bind_keys(self) -> None:
         handlers = {
