@@ -19,7 +19,7 @@ import sys
 
 from .. import __version__
 from ..errors import HPAError
-from . import ensemble, evaluate, labels, models, predict, synth, train, view
+from . import embedmap, ensemble, evaluate, labels, models, predict, synth, train, view
 from .options import Parser
 
 CONVENTIONS = (
@@ -42,7 +42,7 @@ def build_parser() -> Parser:
     )
     parser.add_argument("--version", action="version", version=f"napari-hpa {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (synth, predict, view, labels, train, ensemble, evaluate, models):
+    for group in (synth, predict, view, labels, train, ensemble, evaluate, models, embedmap):
         group.add_parsers(sub)
     return parser
 
