@@ -66,3 +66,28 @@ class ElidedLabel(QLabel):
     def _elide(self) -> None:
         width = max(self.width(), 10)
         super().setText(self.fontMetrics().elidedText(self._full, self._mode, width))
+
+
+class AwaitsImage:
+    """Showing a set once the prefetch pool has read it: the part the review widget and the
+    folder dock share.  The widget holds ``_cache`` (a :class:`~napari_hpa.prefetch.PrefetchCache`),
+    ``_wanted``, ``shown_image_id``, ``image_message``, the ``_image_ready`` signal, the
+    ``_prefetch_timer`` and its own ``_display``."""
+
+    def _show_when_read(self, image_id: str, fut) -> None:
+        """Show ``fut``'s set now if it is read, else when it is (on the GUI thread)."""
+        self._wanted = image_id
+        if fut.done():
+            self._display(fut.result())
+        else:
+            self.image_message.setText(f"loading {image_id}…")
+            self.image_message.show()
+            fut.add_done_callback(lambda f, i=image_id: self._image_ready.emit(i))
+        self._prefetch_timer.start()
+
+    def _on_image_ready(self, image_id: str) -> None:
+        if image_id != self._wanted or self.shown_image_id == image_id:
+            return
+        fut = self._cache.get(image_id)
+        if fut is not None and fut.done() and not fut.cancelled():
+            self._display(fut.result())

@@ -35,7 +35,7 @@ from ..errors import HPAError
 from ..folder import FolderRow, FolderWalk, read_predictions
 from ..layers import CLASSIFICATION_KEY, ID_KEY, is_attention_layer, layer_channel
 from ..prefetch import LoadedSet, PrefetchCache
-from ._common import ErrorLabel
+from ._common import AwaitsImage, ErrorLabel
 from .review_layers import SetLayers
 
 #: action -> (Qt key sequence, what it does); napari 0.9 binds neither key
@@ -51,7 +51,7 @@ def _same_folder(a: str | Path | None, b: str | Path) -> bool:
         return False
 
 
-class FolderWidget(QWidget):
+class FolderWidget(AwaitsImage, QWidget):
     """Walk through the image sets of a folder (``napari_viewer``'s current folder, or
     ``folder``)."""
 
@@ -310,15 +310,7 @@ class FolderWidget(QWidget):
     # ------------------------------------------------------------------ images
 
     def _request_image(self, image_id: str) -> None:
-        self._wanted = image_id
-        fut = self._cache.request_id(image_id, self.walk.load)
-        if fut.done():
-            self._display(fut.result())
-        else:
-            self.image_message.setText(f"loading {image_id}…")
-            self.image_message.show()
-            fut.add_done_callback(lambda f, i=image_id: self._image_ready.emit(i))
-        self._prefetch_timer.start()
+        self._show_when_read(image_id, self._cache.request_id(image_id, self.walk.load))
 
     def _prefetch(self) -> None:
         walk = self.walk
@@ -326,13 +318,6 @@ class FolderWidget(QWidget):
             return
         self._cache.prefetch_ids(walk.ids, walk.position, self.prefetch, self.cache_size,
                                  walk.load)
-
-    def _on_image_ready(self, image_id: str) -> None:
-        if image_id != self._wanted or self.shown_image_id == image_id:
-            return
-        fut = self._cache.get(image_id)
-        if fut is not None and fut.done() and not fut.cancelled():
-            self._display(fut.result())
 
     def _display(self, loaded: LoadedSet) -> None:
         self._harvest()

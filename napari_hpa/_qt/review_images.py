@@ -9,9 +9,10 @@ from __future__ import annotations
 import time
 
 from ..review.prefetch import LoadedSet
+from ._common import AwaitsImage
 
 
-class ImageDisplay:
+class ImageDisplay(AwaitsImage):
     """Requesting, prefetching and showing the image sets of the queue."""
 
     # ------------------------------------------------------------------ images
@@ -24,28 +25,13 @@ class ImageDisplay:
         self._cache.clear()
 
     def _request_image(self, image_id: str) -> None:
-        self._wanted = image_id
-        fut = self._cache.request(self.session, image_id)
-        if fut.done():
-            self._display(fut.result())
-        else:
-            self.image_message.setText(f"loading {image_id}…")
-            self.image_message.show()
-            fut.add_done_callback(lambda f, i=image_id: self._image_ready.emit(i))
-        self._prefetch_timer.start()
+        self._show_when_read(image_id, self._cache.request(self.session, image_id))
 
     def _prefetch(self) -> None:
         s = self.session
         if s is None or self.prefetch <= 0:
             return
         self._cache.prefetch(s, s.queue_ids, s.position, self.prefetch, self.cache_size)
-
-    def _on_image_ready(self, image_id: str) -> None:
-        if image_id != self._wanted or self.shown_image_id == image_id:
-            return
-        fut = self._cache.get(image_id)
-        if fut is not None and fut.done() and not fut.cancelled():
-            self._display(fut.result())
 
     def _display(self, loaded: LoadedSet) -> None:
         if loaded.image_set is not None:
