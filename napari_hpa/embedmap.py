@@ -29,7 +29,7 @@ DEFAULT_NEIGHBOURS = 5
 class EmbeddingMap:
     ids: list[str]
     xy: np.ndarray  # [N, 2]
-    method: str  # "umap" or "pca"
+    method: str  # "umap" or "pca" ("csv": read from a map CSV)
     neighbours: np.ndarray  # [N, k] row indices, best first
     similarities: np.ndarray  # [N, k] cosine similarities
 
@@ -116,11 +116,54 @@ def embedding_map(ids, emb: np.ndarray, *, method: str = "auto", seed: int = 0,
     return EmbeddingMap(list(ids), xy, used, idx, sim)
 
 
+MAP_HEADER = ["Id", "x", "y", "neighbours", "similarities"]
+
+
+def read_map_csv(path: str | Path) -> EmbeddingMap:
+    """The :class:`EmbeddingMap` of a CSV written by :func:`map_csv` (``napari-hpa map``)."""
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except FileNotFoundError:
+        raise FileError("no such map CSV", path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FileError(f"cannot read the map CSV: {exc}", path) from None
+    if not rows or [h.strip() for h in rows[0]] != MAP_HEADER:
+        raise FileError(f"is not a map CSV (the header must be {','.join(MAP_HEADER)}, as "
+                        "'napari-hpa map' writes)", path)
+    body = [(n, r) for n, r in enumerate(rows[1:], start=2) if r]
+    ids = [r[0] for _, r in body]
+    if len(ids) < 3 or len(set(ids)) != len(ids):
+        raise FileError("needs at least 3 rows with different ids", path)
+    row_of = {i: n for n, i in enumerate(ids)}
+    xy = np.zeros((len(ids), 2), dtype=np.float32)
+    nbrs, sims = [], []
+    for n, (line, r) in enumerate(body):
+        try:
+            if len(r) != 5:
+                raise ValueError(f"{len(r)} fields instead of 5")
+            xy[n] = float(r[1]), float(r[2])
+            nbrs.append([row_of[i] for i in r[3].split()])
+            sims.append([float(v) for v in r[4].split()])
+        except KeyError as exc:
+            raise FileError(f"line {line}: neighbour {exc.args[0]!r} is not a row of the map", path) from None
+        except ValueError as exc:
+            raise FileError(f"line {line}: {exc}", path) from None
+        if len(nbrs[-1]) != len(sims[-1]) or len(nbrs[-1]) != len(nbrs[0]):
+            raise FileError(f"line {line}: neighbours and similarities do not match "
+                            "(each row needs the same number of both)", path)
+    if not np.isfinite(xy).all():
+        raise FileError("holds coordinates that are not finite numbers", path)
+    return EmbeddingMap(ids, xy, "csv", np.asarray(nbrs, dtype=np.int64).reshape(len(ids), -1),
+                        np.asarray(sims, dtype=np.float32).reshape(len(ids), -1))
+
+
 def map_csv(m: EmbeddingMap) -> str:
     """``Id,x,y,neighbours,similarities`` as text (ids in the input's order)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["Id", "x", "y", "neighbours", "similarities"])
+    w.writerow(MAP_HEADER)
     for i, image_id in enumerate(m.ids):
         w.writerow([image_id, f"{m.xy[i, 0]:.6f}", f"{m.xy[i, 1]:.6f}",
                     " ".join(m.ids[j] for j in m.neighbours[i]),

@@ -276,6 +276,13 @@ class FolderWidget(AwaitsImage, QWidget):
         if walk.current_id != self._wanted:
             self._request_image(walk.current_id)
 
+    def show_id(self, image_id: str) -> bool:
+        """Show the set ``image_id`` (False when the folder has no set of that id)."""
+        n = None if self.walk is None else self.walk.index(image_id)
+        if n is not None:
+            self.go(n)
+        return n is not None
+
     @property
     def rows(self) -> list[FolderRow]:
         return self.walk.rows() if self.walk else []

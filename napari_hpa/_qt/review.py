@@ -35,6 +35,7 @@ from qtpy.QtWidgets import (
 
 from ..errors import HPAError
 from ..review import ORDERS, ReviewSession
+from ..review.ordering import SELECTION
 from ..review.prefetch import PrefetchCache
 from ..review.decisions import class_for
 from ..review.view import review_view
@@ -377,14 +378,20 @@ class ReviewWidget(SessionFiles, ImageDisplay, QWidget):
         if self.session is not None:
             self._rebuild_queue(self.session.queue_order, self.session.class_filter, filters)
 
-    def _rebuild_queue(self, order, class_filter, filters=None) -> None:
+    def review_selection(self, ids) -> None:
+        """Make ``ids`` (in that order; all in the session) the queue: the ``selection``
+        order, e.g. fields chosen on the HPA map."""
+        if self.session is not None:
+            self._rebuild_queue(SELECTION, None, None, list(ids))
+
+    def _rebuild_queue(self, order, class_filter, filters=None, selection=None) -> None:
         if self.busy:
             return
         self._commit_note()
         self._clear_error()
         session = self.session
-        self._run(lambda: session.set_queue(order, class_filter, filters), self._on_queue,
-                  f"Building the queue ({ORDERS.get(order, order)})…")
+        self._run(lambda: session.set_queue(order, class_filter, filters, selection),
+                  self._on_queue, f"Building the queue ({ORDERS.get(order, order)})…")
 
     def _on_queue(self, ids) -> None:
         self._reset_cache()

@@ -48,7 +48,10 @@ ORDERS: dict[str, str] = {
     "disagreement": "largest model-label disagreement",
     "least_confident": "least confident",
     "unreviewed": "not yet reviewed",
+    "selection": "a selection (fields chosen on the map)",
 }
+#: the order that keeps a chosen list of ids (:meth:`.queue.Queue.persist` with ``selection``)
+SELECTION = "selection"
 NEEDS_PROBABILITIES = frozenset({"suspicious", "cleanlab", "disagreement", "least_confident"})
 #: Share of images assumed to carry one corrupted label when :func:`label_confidence`
 #: turns the corruption odds into a probability (it changes the values, not the order).

@@ -7,7 +7,7 @@ reviewed), persisting it, and the cursor (position, current id, next, previous, 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -160,13 +160,32 @@ class Queue:
         self._db = db
         self._cache: tuple[str, ...] | None = None
 
+    def _selection_rows(self, selection: Sequence[str] | None) -> np.ndarray:
+        """The rows of ``selection`` (ids, in their order), or of the stored selection."""
+        db = self._db
+        if selection is None:
+            stored = db.state("selection")
+            if stored is None:
+                raise SessionError("has no selection to review: select fields on the HPA map "
+                                   "and send them to the review", path=db.path)
+            return np.asarray(json.loads(stored), dtype=np.int64)
+        unknown = [i for i in selection if i not in db.rows]
+        if unknown:
+            raise SessionError(f"{len(unknown)} of the {len(selection)} selected fields are not "
+                               f"in this session (first: {unknown[0]!r})", path=db.path)
+        return np.asarray(list(dict.fromkeys(db.rows[i] for i in selection)), dtype=np.int64)
+
     def build(
         self, order: str = "listed", class_filter: int | Iterable[int] | None = None,
-        filters: QueueFilter | None = None,
+        filters: QueueFilter | None = None, selection: Sequence[str] | None = None,
     ) -> list[str]:
         """The ids in queue ``order`` with ``class_filter`` and ``filters``, computed now; the
-        ``suspicious`` order stores the scores it computes (:func:`compute_issues`)."""
+        ``suspicious`` order stores the scores it computes (:func:`compute_issues`).  The
+        ``selection`` order keeps ``selection`` (ids, in that order; default: the last
+        selection persisted)."""
         db = self._db
+        if order == ordering.SELECTION:
+            return self._filtered(self._selection_rows(selection), class_filter, filters)
         if order not in ordering.ORDERS:
             raise ValueError(
                 f"unknown queue order {order!r}; choose one of {', '.join(ordering.ORDERS)}"
@@ -183,21 +202,31 @@ class Queue:
         idx = ordering.order_indices(
             order, labels, probs, db.reviewed_array(), db.thresholds, scores=scores
         )
+        return self._filtered(idx, class_filter, filters, labels, probs)
+
+    def _filtered(self, idx: np.ndarray, class_filter, filters: QueueFilter | None,
+                  labels: np.ndarray | None = None, probs: np.ndarray | None = None) -> list[str]:
+        db = self._db
         classes = filter_classes(class_filter)
+        if classes or filters:
+            labels = db.labels_array() if labels is None else labels
         if classes:
             keep = labels[:, classes].any(axis=1)
             idx = idx[keep[idx]]
         if filters:
+            if probs is None and filters.predicted:
+                probs = db.probabilities_array()
             idx = idx[filters.keep(db, labels, probs)[idx]]
         return [db.ids[i] for i in idx]
 
     def persist(
         self, order: str = "listed", class_filter: int | Iterable[int] | None = None,
-        filters: QueueFilter | None = None,
+        filters: QueueFilter | None = None, selection: Sequence[str] | None = None,
     ) -> list[str]:
-        """Build the queue and persist it with the position reset to 0."""
+        """Build the queue and persist it with the position reset to 0 (and ``selection``,
+        for the ``selection`` order)."""
         filters = filters or QueueFilter()
-        ids = self.build(order, class_filter, filters)
+        ids = self.build(order, class_filter, filters, selection)
         classes = filter_classes(class_filter)
         everything = _everything(order, classes, filters)
         with self._db.write() as c:
@@ -212,6 +241,9 @@ class Queue:
                 [("order", order), ("class_filter", json.dumps(classes or None)),
                  ("filters", filters.to_json()), ("position", "0")],
             )
+            if order == ordering.SELECTION and selection is not None:
+                rows = self._selection_rows(selection).tolist()
+                c.execute("INSERT OR REPLACE INTO state VALUES ('selection', ?)", (json.dumps(rows),))
         self._cache = tuple(ids)
         return ids
 

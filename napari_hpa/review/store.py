@@ -483,10 +483,11 @@ class ReviewSession:
 
     def set_queue(
         self, order: str = "listed", class_filter: int | Iterable[int] | None = None,
-        filters: QueueFilter | None = None,
+        filters: QueueFilter | None = None, selection: Sequence[str] | None = None,
     ) -> list[str]:
-        """Compute the queue and persist it (with its filters) with the position reset to 0."""
-        return self._queue.persist(order, class_filter, filters)
+        """Compute the queue and persist it (with its filters) with the position reset to 0;
+        order ``selection`` keeps the ids of ``selection`` (default: the last one kept)."""
+        return self._queue.persist(order, class_filter, filters, selection)
 
     @property
     def queue_order(self) -> str:

@@ -84,3 +84,27 @@ def test_cli_suspicious_filters(tmp_path, capsys, labels_csv, probs_csv):
     assert ids == ["img-d"]
     assert main(["labels", "suspicious", str(s), "--predicted", "40"]) == 2
     assert "--predicted" in capsys.readouterr().err
+
+
+def test_a_selection_is_a_queue_in_its_own_order_kept_across_reopening(session, tmp_path):
+    chosen = ["img-e", "img-b", "img-d", "img-b"]  # a repeat is kept once, first place
+    assert session.set_queue("selection", selection=chosen) == ["img-e", "img-b", "img-d"]
+    assert session.current_id == "img-e" and session.next() == "img-b"
+    session.mark_unsure("img-d")
+    # the filters and the class filter apply to the kept selection, in its order
+    assert session.set_queue("selection", filters=QueueFilter(unsure=True)) == ["img-d"]
+    assert session.set_queue("selection", class_filter=[3, 14]) == ["img-e", "img-b"]
+    path = session.path
+    session.close()
+    with ReviewSession.open(path) as again:
+        assert again.queue_order == "selection"
+        assert again.queue_ids == ("img-e", "img-b")
+        assert again.set_queue("selection") == ["img-e", "img-b", "img-d"]
+        with pytest.raises(SessionError, match="1 of the 2 selected fields are not in this session.*'zz'"):
+            again.set_queue("selection", selection=["img-a", "zz"])
+        assert again.queue_ids == ("img-e", "img-b", "img-d")  # a refused selection changes nothing
+
+
+def test_the_selection_order_needs_a_selection(plain_session):
+    with pytest.raises(SessionError, match="no selection to review"):
+        plain_session.set_queue("selection")

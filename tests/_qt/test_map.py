@@ -1,0 +1,128 @@
+"""The HPA map dock in a real viewer (Xvfb): a predict run's embeddings as a Points layer whose
+features carry id, labels and verdict; clicking a point opens its field; a selection becomes
+the review queue."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hpa_testing import random_set, write_channel_files
+
+from napari_hpa._qt.fieldmap import LAYER_NAME, MapWidget
+from napari_hpa._qt.folder import FolderWidget
+from napari_hpa._qt.review import ReviewWidget
+from napari_hpa.labels import write_labels
+from napari_hpa.review import ReviewSession
+
+pytestmark = pytest.mark.gui
+
+WAIT = 60_000
+IDS = [f"s{i}" for i in range(8)]
+
+
+@pytest.fixture
+def run(tmp_path):
+    """Eight small sets and a predict run beside them: embeddings (two groups and one field
+    far from both, s7), submission and domain verdicts."""
+    folder = tmp_path / "sets"
+    for n, image_id in enumerate(IDS):
+        write_channel_files(folder, image_id, random_set((40, 40), seed=n))
+    out = folder / "predictions"
+    out.mkdir()
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2, 8))
+    emb = np.concatenate([a + 0.05 * rng.normal(size=(4, 8)), b + 0.05 * rng.normal(size=(3, 8)),
+                          5 * rng.normal(size=(1, 8))])
+    np.savez(out / "embeddings.npz", ids=np.array(IDS), embeddings=emb.astype(np.float32))
+    write_labels(out / "submission.csv", {i: (0,) if n < 4 else (25,) for n, i in enumerate(IDS)},
+                 column="Predicted")
+    (out / "domain.csv").write_text("Id,domain_score,in_domain,reason\n" + "".join(
+        f"{i},0.5,{'false' if i == 's7' else 'true'},\n" for i in IDS))
+    return folder, out
+
+
+def _mapped(viewer, qtbot, source, **kwargs):
+    widget = MapWidget(viewer, source=source)
+    viewer.window.add_dock_widget(widget, name="HPA map")
+    widget.compute()
+    qtbot.waitUntil(lambda: widget.layer is not None and not widget.busy, timeout=WAIT)
+    return widget
+
+
+def test_the_map_shows_every_field_with_its_features(make_napari_viewer, qtbot, run):
+    folder, out = run
+    viewer = make_napari_viewer(show=True)
+    widget = _mapped(viewer, qtbot, out / "embeddings.npz")
+    assert str(widget.images_edit.value) == str(folder)  # found beside the run
+    layer = viewer.layers[LAYER_NAME]
+    assert len(layer.data) == len(IDS)
+    features = layer.features
+    assert list(features["id"]) == IDS
+    assert features["predicted"][0] == "0 Nucleoplasm" and features["predicted"][5] == "25 Cytosol"
+    assert features["verdict"][7] == "out of domain" and features["verdict"][0] == "in domain"
+    assert (layer.data[:, 1] < 0).all()  # left of the image, which starts at the origin
+    # hovering shows the id and labels
+    status = layer.get_status(tuple(layer.data[7]), world=True)
+    assert "id: s7" in status["coordinates"] and "out of domain" in status["coordinates"]
+    # recolouring follows the combo
+    widget.colour_combo.value = "verdict"
+    np.testing.assert_allclose(layer.face_color, widget.field_map.colours("verdict"))
+    assert "out of domain (1)" in widget.legend.value
+
+
+def test_clicking_a_point_opens_its_field(make_napari_viewer, qtbot, run):
+    folder, out = run
+    viewer = make_napari_viewer(show=True)
+    widget = _mapped(viewer, qtbot, out / "embeddings.npz")
+    widget.layer.selected_data = {5}  # what a click in select mode does
+    dock = next(w for w in viewer.window.dock_widgets.values() if isinstance(w, FolderWidget))
+    qtbot.waitUntil(lambda: dock.shown_image_id == "s5", timeout=WAIT)
+    assert widget.opened == ["s5"]
+    assert any(layer.name.startswith("s5") for layer in viewer.layers)
+    widget.layer.selected_data = {2}
+    qtbot.waitUntil(lambda: dock.shown_image_id == "s2", timeout=WAIT)
+    # the image came in at the origin; the map stays left of it
+    assert (widget.layer.data[:, 1] < 0).all()
+
+
+def test_a_selection_becomes_the_review_queue(make_napari_viewer, qtbot, run, tmp_path):
+    folder, out = run
+    labels = {i: (0,) if n < 4 else (25,) for n, i in enumerate(IDS)}
+    labels["s1"] = (14,)  # labelled unlike its neighbours
+    csv = write_labels(tmp_path / "labels.csv", {i: t for i, t in labels.items() if i != "s6"})
+    path = tmp_path / "s.hpa"
+    ReviewSession.create(path, folder, csv).close()
+    viewer = make_napari_viewer(show=True)
+    review = ReviewWidget(viewer)
+    viewer.window.add_dock_widget(review, name="HPA label review")
+    assert review.open_session(path)
+    widget = _mapped(viewer, qtbot, out / "embeddings.npz")
+    assert widget.field_map.review[6] == "not in session"
+    assert widget.field_map.labelled[1] == (14,)  # from the session
+    widget.select_combo.value = "disagreement"
+    widget.count_spin.value = 1
+    widget.select_top()
+    assert set(widget.layer.selected_data) == {1}
+    widget.layer.selected_data = {1, 6, 7}
+    assert widget.selected_ids[0] == "s1"  # strongest disagreement first
+    widget.send_to_review()
+    qtbot.waitUntil(lambda: not review.busy and review.session.queue_order == "selection",
+                    timeout=WAIT)
+    assert review.session.queue_ids == tuple(i for i in widget.selected_ids if i != "s6")
+    assert "1 not in the session left out" in widget.status.value
+    qtbot.waitUntil(lambda: review.current_id == "s1", timeout=WAIT)
+    review.close_session()
+    review.unbind_keys()
+
+
+def test_without_inputs_it_says_what_is_missing(make_napari_viewer, qtbot, tmp_path):
+    viewer = make_napari_viewer(show=True)
+    widget = MapWidget(viewer)
+    widget.compute()
+    assert "choose the embeddings" in widget.status.value
+    widget.send_to_review()
+    assert "open a review session" in widget.status.value
+    widget.source_edit.value = str(tmp_path)  # a folder with no embeddings
+    widget.compute()
+    qtbot.waitUntil(lambda: not widget.busy and widget.error is not None, timeout=WAIT)
+    assert "--embeddings" in widget.status.value
