@@ -64,3 +64,10 @@ def test_bench_densenet_import_runs():
     out = _run("bench_densenet_import.py", "--size", "128", "--images", "1", "--calib", "2")
     assert "torch eager" in out and "onnxruntime int8" in out and "x torch eager" in out
     assert "CPU:" in out and "label agreement" in out
+
+
+@pytest.mark.gui
+def test_bench_map_runs():
+    out = _run("bench_map.py", "--n", "300", "--dim", "16")
+    assert "core: 300 fields mapped" in out and "laying out 300 fields" in out
+    assert "map on screen" in out and "select the 500 strongest outliers" in out

@@ -87,6 +87,16 @@ class MapWidget(Container):
         self.layer = None
         self.error: BaseException | None = None
         self.opened: list[str] = []  # ids opened by clicking, latest last
+        # First imports hold the GIL for up to seconds: take them now, not in the worker,
+        # where they would freeze the viewer (as the other docks do).
+        from sklearn.decomposition import PCA  # noqa: F401
+
+        from ..review import QueueFilter  # noqa: F401
+
+        try:
+            import umap  # noqa: F401  (optional: umap-learn)
+        except ImportError:
+            pass
         source = source or self._guess_source()
         if source:
             self.source_edit.value = str(source)
