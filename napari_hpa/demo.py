@@ -9,7 +9,7 @@ from pathlib import Path
 
 def layer_report(viewer) -> list[dict]:
     """Name, kind, shape, scale and translate of every layer (what ``--json`` prints); an
-    image layer's dtype, colormap and blending, a shapes layer's number of shapes."""
+    image layer's dtype, colormap and blending, a shapes or points layer's number of them."""
     report = []
     for layer in viewer.layers:
         entry = {
@@ -19,7 +19,9 @@ def layer_report(viewer) -> list[dict]:
             "translate": [float(t) for t in layer.translate],
             "blending": str(layer.blending),
         }
-        if hasattr(layer.data, "shape"):
+        if entry["kind"] == "points":
+            entry["points"] = len(layer.data)
+        elif hasattr(layer.data, "shape"):
             entry.update(shape=list(layer.data.shape), dtype=str(layer.data.dtype),
                          colormap=layer.colormap.name)
         else:
@@ -38,6 +40,8 @@ def run_viewer(
     size: tuple[int, int] = (1400, 900),
     title: str = "napari-hpa",
     timeout: float = 600.0,
+    map_source: Path | None = None,
+    colour_by: str | None = None,
 ) -> dict:
     """Open napari with ``paths`` (through this plugin's reader), or the sample if none.
 
@@ -46,7 +50,8 @@ def run_viewer(
     window is drawn (after classification), saved as PNG and closed, and the
     function returns; otherwise napari's event loop runs until the window closes.  With
     ``palette`` the screenshot is a 256-colour PNG (about a third of the size: for
-    documentation).
+    documentation).  With ``map_source`` (a predict run's embeddings or a map CSV) the HPA map
+    is docked and shown, coloured ``colour_by``.
     """
     import napari
     from qtpy.QtWidgets import QApplication
@@ -62,6 +67,8 @@ def run_viewer(
             viewer.open_sample("napari-hpa", "synthetic_field")
         if classify:
             report["classification"] = _classify(viewer, models, timeout)
+        if map_source is not None:
+            report["map"] = _show_map(viewer, map_source, colour_by, timeout)
     except BaseException:
         viewer.close()
         raise
@@ -89,6 +96,38 @@ def run_viewer(
     return report
 
 
+def _wait(widget, timeout: float, what: str) -> None:
+    """Run the GUI until ``widget`` is no longer busy."""
+    from qtpy.QtWidgets import QApplication
+
+    from .errors import HPAError
+
+    deadline = time.monotonic() + timeout
+    while widget.busy and time.monotonic() < deadline:
+        QApplication.processEvents()
+        time.sleep(0.01)
+    if widget.busy:
+        raise HPAError(f"{what} did not finish within {timeout:.0f} s")
+    QApplication.processEvents()  # what the result schedules
+
+
+def _show_map(viewer, source: Path, colour_by: str | None, timeout: float) -> dict:
+    """Dock the HPA map, compute it from ``source``, wait for it."""
+    from ._qt.fieldmap import MapWidget
+    from .errors import HPAError
+
+    widget = MapWidget(viewer, source=source)
+    viewer.window.add_dock_widget(widget, name="HPA map", area="right", tabify=True)
+    if colour_by:
+        widget.colour_combo.value = colour_by
+    widget.compute()
+    _wait(widget, timeout, "the map")
+    if widget.field_map is None:
+        raise HPAError(f"the map failed: {widget.status.value}")
+    return {"fields": len(widget.field_map), "method": widget.field_map.map.method,
+            "colour_by": widget.colour_combo.value, "sources": widget.field_map.sources}
+
+
 def _classify(viewer, models: Path | None, timeout: float) -> dict:
     """Dock the classifier, run it, wait for the result (the GUI keeps running)."""
     from qtpy.QtWidgets import QApplication
@@ -100,15 +139,9 @@ def _classify(viewer, models: Path | None, timeout: float) -> dict:
     widget = ClassifierWidget(viewer, models=models)
     viewer.window.add_dock_widget(widget, name="HPA classifier", area="right")
     widget.run()
-    deadline = time.monotonic() + timeout
-    while widget.busy and time.monotonic() < deadline:
-        QApplication.processEvents()
-        time.sleep(0.01)
-    if widget.busy:
-        raise HPAError(f"classification did not finish within {timeout:.0f} s")
+    _wait(widget, timeout, "classification")
     if widget.result is None:
         raise HPAError(f"classification failed: {widget.error_label.text()}")
-    QApplication.processEvents()  # what the result schedules (the attention contours)
     result = widget.result
     return {
         "id": result.image_id,

@@ -108,7 +108,7 @@ def embedding_map(ids, emb: np.ndarray, *, method: str = "auto", seed: int = 0,
             used = "pca"
         else:
             used = "umap"
-            xy = umap.UMAP(n_components=2, metric="cosine", random_state=seed,
+            xy = umap.UMAP(n_components=2, metric="cosine", random_state=seed, n_jobs=1,
                            n_neighbors=min(15, len(x) - 1)).fit_transform(x).astype(np.float32)
     if used == "pca":
         xy = _pca(x, seed)

@@ -33,7 +33,6 @@ import numpy as np
 from .classes import CLASSES
 from .embedmap import DEFAULT_NEIGHBOURS, EmbeddingMap, embedding_map, load_embeddings, read_map_csv
 from .errors import FileError
-from .folder import OUTPUT_NAMES, read_predictions
 
 #: colouring -> (what the user sees, "class" | "category" | "value")
 COLOUR_BY: dict[str, tuple[str, str]] = {
@@ -134,13 +133,16 @@ class FieldMap:
 
     def legend(self, by: str, limit: int = 12) -> list[tuple[str, tuple[float, float, float], int]]:
         """``(name, colour, count)`` of the colouring's categories, most frequent first (at
-        most ``limit``); for a value colouring, its low and high ends."""
+        most ``limit``); for a value colouring, the ramp's stops (0, half the top, the top:
+        the 99th percentile or 1) with the fields from each stop to the next."""
         values = self.colour_values(by)
         if COLOUR_BY[by][1] == "value":
             finite = np.asarray(values)[np.isfinite(values)]
             top = min(float(np.percentile(finite, 99)), 1.0) if len(finite) else 1.0
-            return [(f"{COLOUR_BY[by][0]} 0", tuple(_RAMP[0]), len(finite)),
-                    (f"{top:.2f} or more", tuple(_RAMP[-1]), int((finite >= top).sum()))]
+            out = [("0", tuple(_RAMP[0]), int((finite < top / 2).sum())),
+                   (f"{top / 2:.2f}", tuple(_RAMP[1]), int(((finite >= top / 2) & (finite < top)).sum())),
+                   (f"{top:.2f} or more", tuple(_RAMP[-1]), int((finite >= top).sum()))]
+            return out + ([("unknown", _GREY, len(values) - len(finite))] if len(finite) < len(values) else [])
         colours = self.colours(by)
         first = {}
         for i, v in enumerate(values):
@@ -220,6 +222,7 @@ def _review_states(ids: list[str], session) -> list[str]:
 
 def _resolve(path: Path) -> tuple[Path | None, Path | None, Path | None]:
     """``(embeddings, map CSV, predictions folder)`` of what the user chose."""
+    from .folder import OUTPUT_NAMES  # not at import: the command line's parser reads COLOUR_BY
     if path.is_dir():
         emb = path / OUTPUT_NAMES["embeddings"]
         if not emb.is_file():
@@ -247,6 +250,7 @@ def load_field_map(
     a map CSV), with ``labels`` (a labels CSV) and ``session`` (a
     :class:`~napari_hpa.review.ReviewSession`) joined when given.  ``progress`` is told
     each step in words."""
+    from .folder import OUTPUT_NAMES, read_predictions
     from .labels import read_labels
 
     say = progress or (lambda _text: None)

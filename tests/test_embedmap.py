@@ -80,3 +80,16 @@ def test_bad_embeddings_files_are_named(tmp_path, arrays, message):
         load_embeddings(path)
     with pytest.raises(FileError, match="no such"):
         load_embeddings(tmp_path / "none.npz")
+
+
+def test_umap_layouts_are_deterministic_for_a_seed_and_keep_clusters_apart():
+    x = _emb(90)
+    ids = [f"f{i}" for i in range(len(x))]
+    a = embedding_map(ids, x, method="umap", seed=5)
+    b = embedding_map(ids, x.copy(), method="auto", seed=5)
+    assert a.method == b.method == "umap"
+    np.testing.assert_array_equal(a.xy, b.xy)
+    groups = np.arange(len(x)) % 3
+    centres = np.stack([a.xy[groups == g].mean(0) for g in range(3)])
+    spread = max(np.linalg.norm(a.xy[groups == g] - centres[g], axis=1).mean() for g in range(3))
+    assert min(np.linalg.norm(centres[i] - centres[j]) for i in range(3) for j in range(i + 1, 3)) > 2 * spread

@@ -14,6 +14,7 @@ the queue of the review dock's session (:meth:`.review.ReviewWidget.review_selec
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from ..fieldmap import COLOUR_BY, FieldMap, load_field_map
 from ..folder import OUTPUT_NAMES, PREDICTIONS_FOLDER
 
 LAYER_NAME = "HPA map"
+LEGEND_COLUMNS = 2
 #: the map's side in world units when no image is open, and its gap to the image
 DEFAULT_SIDE, GAP = 512.0, 0.08
 
@@ -36,6 +38,10 @@ class _Bridge(QObject):
 def _path(value) -> Path | None:
     text = str(value or "").strip()
     return None if text in ("", ".") else Path(text)
+
+
+def _short(name: str, width: int = 18) -> str:
+    return name if len(name) <= width else name[: width - 1].rstrip() + "\u2026"
 
 
 class MapWidget(Container):
@@ -61,17 +67,17 @@ class MapWidget(Container):
         self.count_spin = SpinBox(value=50, min=1, max=100_000)
         self.select_button = PushButton(text="Select")
         self.review_button = PushButton(text="Review selection")
-        self.legend = Label(label="", value="")
-        self.status = Label(label="", value="")
+        self.legend = Label(value="")
+        self.status = Label(value="")
         self.extend([
             self.source_edit, self.images_edit, self.labels_edit,
             Container(layout="horizontal", labels=False, widgets=[self.colour_combo, self.map_button]),
             Container(layout="horizontal", labels=False,
                       widgets=[self.select_button, self.count_spin, self.select_combo]),
-            self.review_button, self.legend, self.status,
+            self.review_button,
+            Container(labels=False, widgets=[self.legend, self.status]),
         ])
-        for label in (self.legend, self.status):
-            label.native.setWordWrap(True)
+        self.status.native.setWordWrap(True)
         self.select_button.tooltip = "select the fields scoring highest (shift-click adds points)"
         self.review_button.tooltip = "make the selected fields the queue of the HPA label review"
         self.map_button.changed.connect(self.compute)
@@ -198,11 +204,12 @@ class MapWidget(Container):
         data = np.column_stack([1.0 - unit[:, 1], unit[:, 0]]) * side + corner  # y up
         by = self.colour_combo.value
         kwargs = dict(features=field_map.features(), face_color=field_map.colours(by),
-                      border_width=0, size=side / 90, name=LAYER_NAME)
+                      border_width=0, size=side / 70, name=LAYER_NAME)
         if self.layer is not None and self.layer in self.viewer.layers:
             self.viewer.layers.remove(self.layer)
         self.layer = self.viewer.add_points(data, **kwargs)
         self.layer.mode = "select"
+        self.viewer.reset_view()  # field and map both in view
         self.layer.selected_data.events.items_changed.connect(self._on_selection)
         self.viewer.tooltip.visible = True
         self._show_legend(by)
@@ -218,9 +225,15 @@ class MapWidget(Container):
         self._show_legend(by)
 
     def _show_legend(self, by: str) -> None:
-        rows = [f'<span style="color: rgb({int(r * 255)},{int(g * 255)},{int(b * 255)})">&#9679;</span> '
-                f"{name} ({count:,})" for name, (r, g, b), count in self.field_map.legend(by)]
-        self.legend.value = "&nbsp;&nbsp; ".join(rows)
+        """The colours in use and how many fields each, two to a row (at most five rows)."""
+        entries = self.field_map.legend(by, limit=LEGEND_COLUMNS * 5)
+        cells = [f'<td><span style="color: rgb({int(r * 255)},{int(g * 255)},{int(b * 255)})">'
+                 f"&#9679;</span> {html.escape(_short(name))} ({count:,})</td>"
+                 for name, (r, g, b), count in entries]
+        rows = ["<tr>" + "".join(cells[i:i + LEGEND_COLUMNS]) + "</tr>"
+                for i in range(0, len(cells), LEGEND_COLUMNS)]
+        self.legend.value = f'<table cellspacing="2">{"".join(rows)}</table>'
+        self.native.setMinimumHeight(self.native.sizeHint().height())  # the dock shows it all
 
     # ------------------------------------------------------------------ clicking, selecting
 

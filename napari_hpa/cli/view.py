@@ -12,6 +12,8 @@ from pathlib import Path
 from ..errors import FileError, HPAError
 from .options import models_option
 
+FIND_MAP = Path("<PATH/predictions/embeddings.npz>")  # --map without a value
+
 
 def _check_display() -> None:
     """On Linux without a display, Qt aborts the process: say what to do instead."""
@@ -34,15 +36,33 @@ def cmd_view(args: argparse.Namespace) -> int:
         missing = [str(p) for p in paths if not p.exists()]
         if missing:
             raise FileError(f"no such file or folder: {', '.join(missing)}")
-    report = run_viewer(
-        paths,
-        classify=args.command == "demo" or args.classify,
-        models=args.models,
-        screenshot=args.screenshot,
-        palette=args.palette,
-        size=tuple(args.window_size),
-        title=f"napari-hpa {args.command}",
-    )
+    from ..folder import OUTPUT_NAMES, PREDICTIONS_FOLDER
+
+    map_source = getattr(args, "map", None)
+    if map_source == FIND_MAP:
+        map_source = next((p / PREDICTIONS_FOLDER / OUTPUT_NAMES["embeddings"] for p in paths
+                           if (p / PREDICTIONS_FOLDER / OUTPUT_NAMES["embeddings"]).is_file()), None)
+        if map_source is None:
+            raise FileError("--map: no PATH holds predictions/embeddings.npz; name the embeddings "
+                            "or map CSV (--map FILE), or predict with --embeddings first")
+    elif map_source is not None and not map_source.exists():
+        raise FileError("--map: no such file", map_source)
+    import contextlib
+
+    # with --json, stdout holds the JSON alone: what napari prints (its notices) goes to stderr
+    quiet = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
+    with quiet:
+        report = run_viewer(
+            paths,
+            classify=args.command == "demo" or args.classify,
+            models=args.models,
+            screenshot=args.screenshot,
+            palette=args.palette,
+            size=tuple(args.window_size),
+            title=f"napari-hpa {args.command}",
+            map_source=map_source,
+            colour_by=getattr(args, "colour_by", None),
+        )
     if args.json:
         print(json.dumps(report, indent=2))
     elif args.screenshot:
@@ -82,6 +102,8 @@ def _viewer_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_parsers(sub) -> None:
+    from ..fieldmap import COLOUR_BY
+
     p = sub.add_parser(
         "info",
         help="versions, execution providers that work, and the default ensemble",
@@ -107,4 +129,8 @@ def add_parsers(sub) -> None:
     )
     p.add_argument("paths", type=Path, nargs="+", metavar="PATH")
     p.add_argument("--classify", action="store_true", help="dock the classifier and run it")
+    p.add_argument("--map", nargs="?", const=FIND_MAP, type=Path, metavar="EMBEDDINGS",
+                   help="dock the HPA map of a predict run's embeddings.npz or a map CSV "
+                   "(default: PATH/predictions/embeddings.npz)")
+    p.add_argument("--colour-by", choices=list(COLOUR_BY), help="the map's colouring")
     _viewer_options(p)

@@ -126,3 +126,33 @@ def test_without_inputs_it_says_what_is_missing(make_napari_viewer, qtbot, tmp_p
     widget.compute()
     qtbot.waitUntil(lambda: not widget.busy and widget.error is not None, timeout=WAIT)
     assert "--embeddings" in widget.status.value
+
+
+def test_view_with_map_docks_and_shows_it(run, tmp_path):
+    """napari-hpa view FOLDER --map --colour-by verdict --screenshot PATH --json."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import imageio.v3 as iio
+
+    folder, out = run
+    shot = tmp_path / "map.png"
+    proc = subprocess.run(
+        [sys.executable, "-m", "napari_hpa.cli", "view", str(folder), "--map", "--colour-by",
+         "verdict", "--screenshot", str(shot), "--json"],
+        capture_output=True, text=True, timeout=300, env=dict(os.environ),
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["map"]["fields"] == len(IDS) and report["map"]["colour_by"] == "verdict"
+    assert report["map"]["sources"]["embeddings"] == str(out / "embeddings.npz")
+    assert any(layer["name"] == LAYER_NAME for layer in report["layers"])
+    assert iio.imread(shot).shape[0] > 400
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    write_channel_files(bare, "x", random_set((40, 40)))
+    proc = subprocess.run([sys.executable, "-m", "napari_hpa.cli", "view", str(bare), "--map"],
+                          capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    assert proc.returncode == 2 and "predict with --embeddings" in proc.stderr
