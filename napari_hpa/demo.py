@@ -130,7 +130,6 @@ def _show_map(viewer, source: Path, colour_by: str | None, timeout: float) -> di
 
 def _classify(viewer, models: Path | None, timeout: float) -> dict:
     """Dock the classifier, run it, wait for the result (the GUI keeps running)."""
-
     from ._qt.classifier import ClassifierWidget
     from .classes import CLASS_NAMES
     from .errors import HPAError
