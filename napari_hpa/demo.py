@@ -83,10 +83,9 @@ def run_viewer(
         with file_errors(screenshot, writing=True):
             Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
             if palette:
-                from PIL import Image
+                from .report import palette_png
 
-                Image.fromarray(image[..., :3]).quantize(256, dither=Image.Dither.NONE).save(
-                    screenshot, optimize=True)
+                Path(screenshot).write_bytes(palette_png(image))
             else:
                 iio.imwrite(screenshot, image)
         report["screenshot"] = str(screenshot)

@@ -44,6 +44,8 @@ class Collected:
     member_probs: dict[str, np.ndarray]
     antibodies: list[str]
     pointing: tuple[int, int] | None = None  # (hits, pairs) when attention and masks exist
+    pointing_per_class: np.ndarray | None = None  # [28, 2] (hits, pairs) of each class, with ``pointing``
+    pointing_note: str | None = None  # why there is no pointing game, when there is none
     embeddings: np.ndarray | None = None
     intensity: np.ndarray | None = None  # [N, 30] the domain record's views of each field
     features: np.ndarray | None = None  # [N, d]
@@ -92,7 +94,7 @@ def collect(
         ensemble.member_cache = MemberCache(cache_dir, sources)
     try:
         probs, members, embs, intensity, features = [], {}, [], [], []
-        hits = pairs = 0
+        per_class = np.zeros((len(CLASS_NAMES), 2), np.int64)  # hits, pairs
         for item in iter_predictions(ensemble, sources, tta=tta, batch_size=batch_size,
                                      need_attention=want_att, need_embeddings=want_emb):
             for _source, exc in item.failed:
@@ -110,8 +112,9 @@ def collect(
                 for j, source in enumerate(item.sources):
                     mpath = mask_path(folder, source.id)
                     if mpath.is_file():
-                        h, t = pointing_hits(pred.attention[j], load_masks(mpath), targets[source.id])
-                        hits, pairs = hits + h, pairs + t
+                        masks = load_masks(mpath)
+                        for c in targets[source.id]:
+                            per_class[c] += pointing_hits(pred.attention[j], masks, [c])
             if want_emb and pred.embeddings is not None:
                 embs.append(pred.embeddings)
             if progress is not None:
@@ -120,6 +123,7 @@ def collect(
         if ensemble.member_cache is not None:
             ensemble.member_cache.save()  # what was computed counts, even after an interruption
             ensemble.member_cache = None
+    hits, pairs = (int(v) for v in per_class.sum(0))
     return Collected(
         ids=list(ids),
         y_true=y,
@@ -127,10 +131,24 @@ def collect(
         member_probs={k: np.concatenate(v) for k, v in members.items()},
         antibodies=antibodies,
         pointing=(hits, pairs) if pairs else None,
+        pointing_per_class=per_class if pairs else None,
+        pointing_note=None if pairs else _no_pointing_note(ensemble, folder, labelled),
         embeddings=np.concatenate(embs) if embs else None,
         intensity=np.concatenate(intensity),
         features=np.concatenate(features),
     )
+
+
+def _no_pointing_note(ensemble, folder: Path, labelled: bool) -> str:
+    from .dataset import MASKS
+
+    if not labelled:
+        return "the folder is not labelled"
+    if not ensemble.has_attention:
+        return "no member of the ensemble gives attention maps"
+    if not (folder / MASKS).is_dir():
+        return f"{folder / MASKS} does not exist: the pointing game needs each class's ground-truth mask"
+    return f"no image had a mask in {folder / MASKS} for one of its true classes"
 
 
 def fit_domain(ensemble, col: Collected, description: str):
@@ -218,14 +236,39 @@ def report_from(col: Collected, thresholds, min_one_label: bool = True, member_t
     return rep
 
 
-def evaluate(models: str | Path, data: str | Path, labels=None, *, tta=None, batch_size=16,
-             limit=None, request=None, progress=None) -> EvalReport:
-    """Score ``models`` on the labelled folder ``data``; ``request``: a ``ProviderRequest``."""
+@dataclass
+class Evaluation:
+    """An :class:`EvalReport` with what it was computed from (for :mod:`.report`'s plots)."""
+
+    report: EvalReport
+    collected: Collected
+    thresholds: np.ndarray  # [28] the ensemble's, which the members are scored with too
+    min_one_label: bool
+    models: str  # what was loaded (manifest or ONNX file)
+    name: str  # the ensemble's name
+    members: list[str]
+    tta: str  # the TTA the members ran with
+    data: str  # the labelled folder
+
+
+def run_evaluation(models: str | Path, data: str | Path, labels=None, *, tta=None, batch_size=16,
+                   limit=None, request=None, progress=None) -> Evaluation:
+    """:func:`evaluate`, keeping the collected arrays."""
     from .engine import Ensemble, ProviderRequest
 
     ens = Ensemble.load(models, request or ProviderRequest())
     col = collect(ens, data, labels, tta=tta, batch_size=batch_size, limit=limit, progress=progress)
-    return report_from(col, ens.thresholds, ens.spec.min_one_label, providers=ens.providers_in_use)
+    rep = report_from(col, ens.thresholds, ens.spec.min_one_label, providers=ens.providers_in_use)
+    return Evaluation(rep, col, np.asarray(ens.thresholds, np.float32), ens.spec.min_one_label,
+                      str(Path(models).resolve()), ens.name, [m.name for m in ens.members],
+                      tta or ens.spec.tta, str(Path(data).resolve()))
+
+
+def evaluate(models: str | Path, data: str | Path, labels=None, *, tta=None, batch_size=16,
+             limit=None, request=None, progress=None) -> EvalReport:
+    """Score ``models`` on the labelled folder ``data``; ``request``: a ``ProviderRequest``."""
+    return run_evaluation(models, data, labels, tta=tta, batch_size=batch_size, limit=limit,
+                          request=request, progress=progress).report
 
 
 DOMAIN_FILE = "domain.npz"

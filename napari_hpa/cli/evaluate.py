@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from .options import (
@@ -19,15 +20,44 @@ from .options import (
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..bundled import resolve_models
-    from ..evaluate import evaluate
+    from ..evaluate import evaluate, run_evaluation
 
-    report = evaluate(
-        resolve_models(args.models), args.data, args.labels, tta=args.tta, batch_size=args.batch_size,
-        limit=args.limit, request=provider_request(args),
-        progress=None if args.quiet or args.json else progress_bar(0, "img"),
-    )
+    models = resolve_models(args.models)
+    if args.report is not None:
+        check_report_folder(args)
+    kw = dict(tta=args.tta, batch_size=args.batch_size, limit=args.limit, request=provider_request(args),
+              progress=None if args.quiet or args.json else progress_bar(0, "img"))
+    if args.report is None:
+        report, ev = evaluate(models, args.data, args.labels, **kw), None
+    else:
+        ev = run_evaluation(models, args.data, args.labels, **kw)
+        report = ev.report
     print(json.dumps(report.to_json(), indent=2) if args.json else report.format())
+    if ev is not None:
+        from ..report import write_report
+
+        paths = write_report(ev, args.report)
+        print("wrote the report: " + ", ".join(str(p) for p in paths),
+              file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+def check_report_folder(args: argparse.Namespace) -> None:
+    """Before any work: the report's files may be written, replace no input, and replace an
+    earlier report only with ``--overwrite``."""
+    from ..errors import HPAError
+    from ..fileio import check_outputs
+    from ..report import report_paths
+
+    paths = report_paths(args.report)
+    if Path(args.report).resolve() == Path(args.data).resolve():
+        raise HPAError(f"--report {args.report} is the data folder: give the report a folder of its own")
+    check_outputs([(f"--report ({p.name})", p) for p in paths], folders=[("--report", args.report)],
+                  inputs=[("the labels CSV", args.labels)] if args.labels else [])
+    earlier = [p.name for p in paths if p.exists()]
+    if earlier and not args.overwrite:
+        raise HPAError(f"--report {args.report} already holds a report ({', '.join(earlier)}); "
+                       "choose another folder or add --overwrite, nothing was run")
 
 
 def add_parsers(sub) -> None:
@@ -44,6 +74,11 @@ def add_parsers(sub) -> None:
     batch_size_option(p, "evaluate")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N labelled images")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--report", type=Path, metavar="OUTDIR",
+                   help="also write OUTDIR/report.html (self-contained: per-class F1 of the ensemble and "
+                   "its members, precision-recall curves, reliability diagram, confusion of co-occurring "
+                   "classes, pointing game) and OUTDIR/report.png (an overview sheet)")
+    p.add_argument("--overwrite", action="store_true", help="with --report: replace a report already there")
     quiet_option(p)
     provider_options(p)
     p.set_defaults(func=cmd_evaluate)
