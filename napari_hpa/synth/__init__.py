@@ -79,6 +79,7 @@ This package re-exports their public names.
 
 from .dataset import (
     GENERATOR_VERSION,
+    GENERATOR_VERSIONS,
     PNG_LEVEL,
     DatasetSummary,
     generate_dataset,
@@ -102,6 +103,7 @@ from .render import (
 
 __all__ = [
     "GENERATOR_VERSION",
+    "GENERATOR_VERSIONS",
     "SyntheticField",
     "DatasetSummary",
     "draw_labels",
