@@ -18,7 +18,12 @@ import argparse  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # measure this checkout
 
 from napari_hpa import synth  # noqa: E402
 
@@ -29,25 +34,29 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=512, help="field size in pixels (default 512)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--freq", default="uniform", choices=synth.FREQS)
+    ap.add_argument("--version", default=synth.GENERATOR_VERSION, choices=synth.GENERATOR_VERSIONS,
+                    help="generator version (default: the package default)")
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
-    synth.generate_field(args.seed, args.size)  # builds the cached textures
+    synth.generate_field(args.seed, args.size, version=args.version)  # builds the cached textures
     print(f"first field (incl. texture cache): {time.perf_counter() - t0:.2f} s")
 
     t0 = time.perf_counter()
     for i in range(args.n):
-        synth.generate_field(np.random.SeedSequence(args.seed, spawn_key=(0, i)), args.size, freq=args.freq)
+        synth.generate_field(np.random.SeedSequence(args.seed, spawn_key=(0, i)), args.size, freq=args.freq,
+                             version=args.version)
     dt = time.perf_counter() - t0
     print(f"generation only:      {args.n / dt:6.1f} sets/s  ({1000 * dt / args.n:.1f} ms/set, "
-          f"{args.size}x{args.size})")
+          f"{args.size}x{args.size}, v{args.version})")
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        synth.generate_dataset(os.path.join(tmp, "ds"), args.n, args.seed, size=args.size, freq=args.freq)
+        synth.generate_dataset(os.path.join(tmp, "ds"), args.n, args.seed, size=args.size, freq=args.freq,
+                               version=args.version)
         dt = time.perf_counter() - t0
     print(f"generation + writing: {args.n / dt:6.1f} sets/s  ({1000 * dt / args.n:.1f} ms/set, "
-          f"{args.size}x{args.size})")
+          f"{args.size}x{args.size}, v{args.version})")
 
 
 if __name__ == "__main__":

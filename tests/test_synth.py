@@ -241,7 +241,7 @@ def test_noise_count(tmp_path, rate, n, monkeypatch):
         assert len(list(csv.DictReader(fh))) == round(rate * n)
 
 
-def _fake_field(seed, size, labels, *, antibody_params=None, id="x", antibody="ab", freq="uniform"):
+def _fake_field(seed, size, labels, *, antibody_params=None, id="x", antibody="ab", freq="uniform", version=2):
     return synth.SyntheticField(id=id, image=np.zeros((4, size, size), np.uint8),
                                 masks=np.zeros((NUM_CLASSES, size, size), bool), labels=tuple(labels),
                                 antibody=antibody)

@@ -20,6 +20,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
             freq=args.freq,
             noise_rate=args.noise_rate,
             fields_per_antibody=args.fields_per_antibody,
+            version=args.generator,
             progress=None if args.quiet else progress_bar(args.n, "set"),
         )
     print(f"wrote {args.n} synthetic image sets to {args.out}")
@@ -58,6 +59,13 @@ def add_parsers(sub) -> None:
         type=int,
         default=1,
         help="images per antibody: same classes and pattern parameters, different cells",
+    )
+    p.add_argument(
+        "--generator",
+        choices=["2", "3"],
+        default="2",
+        help="generator version (default 2; 3 is closer to real HPA fields: bigger, irregular cells, "
+        "lobed grainy nuclei, radiating microtubules, wider field-to-field brightness)",
     )
     quiet_option(p)
     p.set_defaults(func=cmd_synth)

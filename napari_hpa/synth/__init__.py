@@ -72,13 +72,21 @@ bool array (it also accepts files holding a full array under ``masks``).
 Modules: ``labelsets`` (label sets, antibody parameters), ``textures`` (the
 texture bank, blurs, kernels, splatting), ``layout`` (cell placement and the
 per-pixel geometry), ``patterns`` (one green-pattern painter per class),
-``render`` (:func:`generate_field`, :func:`sample_field`), ``masks`` (mask
-files), ``dataset`` (:func:`generate_dataset`, PNG writing, noisy labels).
+``render`` (:func:`generate_field`, :func:`sample_field`), ``render3`` (what
+generator v3 draws differently), ``masks`` (mask files), ``dataset``
+(:func:`generate_dataset`, PNG writing, noisy labels).
+
+Versions: everything above describes generator v2, the default (``version=2``;
+its output is byte-identical to what the shipped models were trained on).
+``version=3`` is opt-in: fewer, bigger cells with ruffled edges, bigger lobed
+nuclei, radiating microtubules, granular ER, a grainy protein channel and
+per-field log-normal channel gains (see :mod:`.render3`).
 This package re-exports their public names.
 """
 
 from .dataset import (
     GENERATOR_VERSION,
+    GENERATOR_VERSIONS,
     PNG_LEVEL,
     DatasetSummary,
     generate_dataset,
@@ -102,6 +110,7 @@ from .render import (
 
 __all__ = [
     "GENERATOR_VERSION",
+    "GENERATOR_VERSIONS",
     "SyntheticField",
     "DatasetSummary",
     "draw_labels",

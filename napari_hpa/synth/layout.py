@@ -123,10 +123,17 @@ class _Layout:
     mitotic: list = field(default_factory=list)
 
 
-def _place_cells(rng, r, px, want_pair, want_mitotic):
-    n_target = int(rng.integers(17, 30) * (r / (512 * px)) ** 2 + 0.5)
+def _place_cells(rng, r, px, want_pair, want_mitotic, v3=False):
+    # v3: fewer, bigger and more spread cells (nuclei ~1,500-2,300 px at 512,
+    # a field-wide size factor), packed closer, reaching over the border
+    lo_n, hi_n = (11, 25) if v3 else (17, 30)
+    n_target = int(rng.integers(lo_n, hi_n) * (r / (512 * px)) ** 2 + 0.5)
     n_target = max(n_target, 1)
-    dense = rng.uniform(0.9, 1.2)
+    dense = rng.uniform(1.0, 1.45) if v3 else rng.uniform(0.9, 1.2)
+    fs = rng.uniform(0.85, 1.15) if v3 else 1.0
+    a_lo, a_hi, ab_lo, ab_hi = (23, 33, 0.55, 0.85) if v3 else (18, 29, 0.55, 0.85)
+    w_lo, w_hi = (26, 44) if v3 else (18, 30)
+    reach = 0.0 if v3 else 0.03
     cols = {k: [] for k in ("cx", "cy", "a", "b", "phi", "width", "kind", "axis")}
 
     def add(cx, cy, a, b, phi, width, kind, axis=0.0):
@@ -163,24 +170,26 @@ def _place_cells(rng, r, px, want_pair, want_mitotic):
     tries = 0
     while len(cols["cx"]) < n_target and tries < 80:
         tries += 1
-        cand = rng.uniform(-0.03 * r, 1.03 * r, (8, 2))
-        a = rng.uniform(18, 29) * px
+        cand = rng.uniform(-reach * r, (1 + reach) * r, (8, 2))
+        a = rng.uniform(a_lo, a_hi) * px * fs
         if cols["cx"]:
             ext = np.asarray(cols["a"]) + 0.2 * np.asarray(cols["width"])
             gap = (np.hypot(np.asarray(cols["cx"])[None] - cand[:, :1], np.asarray(cols["cy"])[None] - cand[:, 1:])
                    - ext[None]).min(1)
             k = int(gap.argmax())
-            if gap[k] < a + 6 * px:
+            if gap[k] < (0.75 * a + 2 * px if v3 else a + 6 * px):
                 continue
         else:
             k = 0
         cx, cy = float(cand[k, 0]), float(cand[k, 1])
-        add(cx, cy, a, a * rng.uniform(0.55, 0.85), rng.uniform(0, np.pi),
-            rng.uniform(18, 30) * px * dense, NORMAL)
+        add(cx, cy, a, a * rng.uniform(ab_lo, ab_hi), rng.uniform(0, np.pi),
+            rng.uniform(w_lo, w_hi) * px * dense, NORMAL)
     n = len(cols["cx"])
     arr = {k: np.asarray(v, np.float64) for k, v in cols.items()}
     kind = arr["kind"].astype(np.int64)
-    nh = np.stack([rng.uniform(0, 0.06, (n, 2)), rng.uniform(0, 2 * np.pi, (n, 2))], -1)
+    # v3: lobed / kidney-shaped nuclei (stronger 2nd and 3rd harmonics)
+    nh_amp = rng.uniform(0, 1, (n, 2)) * np.array([0.1, 0.13]) if v3 else rng.uniform(0, 0.06, (n, 2))
+    nh = np.stack([nh_amp, rng.uniform(0, 2 * np.pi, (n, 2))], -1)
     # cytoplasm harmonics: k=1 offsets the nucleus, k=2 (along the nucleus'
     # long axis) elongates the cell (aspect 1.5-3, some spindle-shaped), k=3/4
     # give polygonal corners
@@ -198,14 +207,15 @@ def _place_cells(rng, r, px, want_pair, want_mitotic):
                   f32(arr["width"]), f32(ch), kind, f32(side), f32(arr["axis"]))
 
 
-def _layout(rng, size, labels) -> _Layout:
+def _layout(rng, size, labels, version=2) -> _Layout:
     r = max(size // 2, 32)
     fov = min(max(size / 512.0, 0.5), 1.0)
     px = (r / size) * fov
     labels = set(labels)
     want_pair = 16 in labels or rng.random() < 0.25
     want_mit = 17 in labels or rng.random() < 0.2
-    cells = _place_cells(rng, r, px, want_pair, want_mit)
+    v3 = version >= 3
+    cells = _place_cells(rng, r, px, want_pair, want_mit, v3)
     n = len(cells)
     best = np.full((r, r), np.inf, np.float32)
     lab = np.full((r, r), -1, np.int16)
@@ -241,6 +251,9 @@ def _layout(rng, size, labels) -> _Layout:
     # (mostly near the cell edge, so the nucleus-side geometry is kept)
     wob = _crop(_textures()["low"], r, r, rng)
     best = best * (np.float32(1) + np.float32(0.13) * np.clip(wob, -2.5, 2.5) * np.clip(best, 0, 1))
+    if v3:  # ruffled edges and thin protrusions: fine noise near the cell edge
+        fine = _crop(_textures()["speck"], r, r, rng)
+        best = best * (np.float32(1) + np.float32(0.12) * np.clip(fine, -2.5, 2.5) * np.clip(best, 0, 1) ** 3)
     inside = best < 1.0
     lab[~inside] = -1
     kind_px = np.append(cells.kind, -1)[lab]
@@ -254,7 +267,7 @@ def _layout(rng, size, labels) -> _Layout:
         _add_bridge_territory(lay)
     lay.mitotic = [int(i) for i in np.flatnonzero(cells.kind == MITOTIC)]
     # nucleoli: 1-4 per interphase nucleus (work-res positions)
-    k = np.where(cells.kind == NORMAL, rng.integers(1, 5, n), rng.integers(0, 2, n))
+    k = np.where(cells.kind == NORMAL, rng.integers(2, 6, n) if v3 else rng.integers(1, 5, n), rng.integers(0, 2, n))
     k[cells.kind == MITOTIC] = 0
     ci = np.repeat(np.arange(n), k)
     t = rng.uniform(0, 2 * np.pi, ci.size)

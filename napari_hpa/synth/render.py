@@ -28,6 +28,7 @@ from .patterns import (
     _p_intermediate_env,
     _p_spindle_single,
 )
+from . import render3
 from .textures import _crop, _kernel, _pad_to, _splat, _textures
 
 #: A class's mask: its pattern above this fraction of the pattern's peak, inside cells.
@@ -70,14 +71,17 @@ def generate_field(
     freq: str = "uniform",
     id: str | None = None,
     antibody: str = "ab0000",
+    version: int | str = 2,
 ) -> SyntheticField:
     """Render one field of view; ``labels`` are drawn (with ``freq``) when None.
 
     ``antibody_params`` come from :func:`draw_antibody_params` (drawn from the
     field's own seed when None); fields that share them look like the same
-    antibody.
+    antibody.  ``version`` picks the generator: 2 (default) or 3 (closer to real
+    HPA fields, see :mod:`.render3`).
     """
     _check_freq(freq)
+    version = _check_version(version)
     size = _check_size(size)
     ss = _seedseq(seed)
     base = np.random.Generator(np.random.PCG64(ss))
@@ -95,13 +99,27 @@ def generate_field(
     # junctions) is redrawn from a child seed: still deterministic
     children = [np.random.SeedSequence(ss.entropy, spawn_key=tuple(ss.spawn_key) + (k,)) for k in range(8)]
     for attempt, child in enumerate(children):
-        out = _render(np.random.Generator(np.random.PCG64(child)), size, labels, antibody_params)
+        out = _render(np.random.Generator(np.random.PCG64(child)), size, labels, antibody_params, version)
         if out is not None or attempt == len(children) - 1:
             break
     if out is None:  # pragma: no cover - practically unreachable
         raise RuntimeError(f"could not render a field with every class of {labels} visible")
     image, masks = out
     return SyntheticField(id=id, image=image, masks=masks, labels=labels, antibody=antibody)
+
+
+#: The generator versions :func:`generate_field` can render.
+VERSIONS = (2, 3)
+
+
+def _check_version(version) -> int:
+    try:
+        v = int(str(version).lstrip("v"))
+    except ValueError:
+        v = None
+    if isinstance(version, bool) or v not in VERSIONS:
+        raise SynthError(f"generator version must be one of {', '.join(map(str, VERSIONS))}, not {version!r}")
+    return v
 
 
 def _check_size(size) -> int:
@@ -131,9 +149,31 @@ def _nucleoli(rng, lay):
     return np.clip(np.maximum(nucl, 0.8 * nucl2), 0, 1) * lay.nuc
 
 
-def _render(rng, size, labels, ab):
+def _envelopes_v2(ctx, g_red, g_yel, g_blu, mit_boost, kind_px, edge_fade):
+    """(red, yellow, blue) envelopes of generator v2 at work resolution."""
+    lay = ctx.lay
+    rc, px = lay.rc, lay.px
+    cyt = lay.cyt.astype(np.float32)
+    patch = np.clip(0.75 + 0.35 * ctx.low_speck * 2, 0.35, 1.4)
+    # microtubules: moderate over the cytoplasm, bundled brighter at the cortex
+    mt_profile = (0.3 + 0.25 * rc + 0.65 * np.exp(-(((rc - 0.86) / 0.13) ** 2))) * edge_fade * cyt * patch
+    mt_profile += 0.07 * lay.nuc
+    # ER: dense around the nucleus, fading towards the periphery
+    er_profile = (0.3 + 0.95 * np.exp(-2.4 * rc)) * edge_fade * cyt * (1.4 - 0.4 * patch)
+    er_rim = np.exp(-0.5 * (lay.sd / (1.2 * px * 2)) ** 2) * (lay.rn < 2) * ctx.interphase
+    er_profile += 0.2 * er_rim + 0.05 * lay.nuc
+    red_env = mt_profile * g_red * mit_boost
+    yel_env = er_profile * g_yel * mit_boost
+    # nucleus (blue): flat-topped, mottled, darker nucleoli, condensed daughters
+    nuc_env = ctx.nuc_soft * (1.0 - 0.12 * lay.rn**2) * (1 - 0.4 * ctx.nucleoli) * g_blu
+    nuc_env *= np.where(kind_px == DAUGHTER, 1.45, 1.0).astype(np.float32)
+    return red_env, yel_env, nuc_env
+
+
+def _render(rng, size, labels, ab, version=2):
+    v3 = version >= 3
     tex = _textures()
-    lay = _layout(rng, size, labels)
+    lay = _layout(rng, size, labels, version)
     r, S, px = lay.r, size, lay.px
     n = len(lay.cells)
     kind_px = np.append(lay.cells.kind, -1)[lay.lab]
@@ -173,19 +213,10 @@ def _render(rng, size, labels, ab):
     cyt = lay.cyt.astype(np.float32)
     # crisp cell edges (a few pixels of fade), patchy low-frequency modulation
     edge_fade = np.clip((1.0 - rc) * 10.0, 0, 1) * (0.8 + 0.25 * ctx.low)
-    patch = np.clip(0.75 + 0.35 * ctx.low_speck * 2, 0.35, 1.4)
-    # microtubules: moderate over the cytoplasm, bundled brighter at the cortex
-    mt_profile = (0.3 + 0.25 * rc + 0.65 * np.exp(-(((rc - 0.86) / 0.13) ** 2))) * edge_fade * cyt * patch
-    mt_profile += 0.07 * lay.nuc
-    # ER: dense around the nucleus, fading towards the periphery
-    er_profile = (0.3 + 0.95 * np.exp(-2.4 * rc)) * edge_fade * cyt * (1.4 - 0.4 * patch)
-    er_rim = np.exp(-0.5 * (lay.sd / (1.2 * px * 2)) ** 2) * (lay.rn < 2) * ctx.interphase
-    er_profile += 0.2 * er_rim + 0.05 * lay.nuc
-    red_env = mt_profile * g_red * mit_boost
-    yel_env = er_profile * g_yel * mit_boost
-    # nucleus (blue): flat-topped, mottled, darker nucleoli, condensed daughters
-    nuc_env = ctx.nuc_soft * (1.0 - 0.12 * lay.rn**2) * (1 - 0.4 * ctx.nucleoli) * g_blu
-    nuc_env *= np.where(kind_px == DAUGHTER, 1.45, 1.0).astype(np.float32)
+    if v3:
+        red_env, yel_env, nuc_env = render3.envelopes(ctx, g_red, g_yel, g_blu, mit_boost, kind_px)
+    else:
+        red_env, yel_env, nuc_env = _envelopes_v2(ctx, g_red, g_yel, g_blu, mit_boost, kind_px, edge_fade)
     blue_add = np.zeros((r, r), np.float32)
     for i in lay.mitotic:
         sl, u, v, L = _spindle(lay, i, px)
@@ -211,17 +242,25 @@ def _render(rng, size, labels, ab):
         else:
             pats[c] = _RENDER[c](ctx, p)
     green_lo = np.zeros((r, r), np.float32)
-    green_lo += ab["background"] * 0.5 + ab["haze"] * cyt * edge_fade
+    green_lo += (ab["background"] * 0.5 + ab["haze"] * cyt * edge_fade) * (0.4 if v3 else 1.0)
     for c, pat in pats.items():
         if pat is not None:
             green_lo += ab["classes"].get(c, {"amp": 1.0})["amp"] * _BOOST.get(c, 1.0) * pat * g_grn
     # ---- full resolution: upsample the envelopes, multiply by fine textures ----
-    levels = rng.uniform(0.75, 1.1, 4).astype(np.float32)
-    scales = np.float32([210, 125 * ab["gain"], 115, 150]) * levels
-    green_lo *= scales[1]
-    mt = _crop(tex["mt1"], S, S, rng)
-    er = _crop(tex["er1"], S, S, rng)
-    mot = _crop(tex["mot1"], S, S, rng)
+    if v3:
+        scales = render3.scales(rng, ab["gain"])
+        green_lo *= scales[1]
+        mt = render3.radial_mt(rng, lay, S, tex)
+        er = np.float32(0.22) + np.float32(0.2) * _crop(tex["er3"], S, S, rng) + np.float32(0.6) * _crop(
+            tex["er"], S, S, rng)
+        mot = _crop(tex["mot3"], S, S, rng)
+    else:
+        levels = rng.uniform(0.75, 1.1, 4).astype(np.float32)
+        scales = np.float32([210, 125 * ab["gain"], 115, 150]) * levels
+        green_lo *= scales[1]
+        mt = _crop(tex["mt1"], S, S, rng)
+        er = _crop(tex["er1"], S, S, rng)
+        mot = _crop(tex["mot1"], S, S, rng)
     channels = [_up(red_env * scales[0], S) * mt, _up(green_lo, S),
                 _up((nuc_env + blue_add) * scales[2], S) * mot, _up(yel_env * scales[3], S) * er]
     full = {}
@@ -238,6 +277,8 @@ def _render(rng, size, labels, ab):
         env = env / max(1e-6, float(np.percentile(env[::2, ::2], 99.5)))
         full[c] = _up(env, S) * t
         channels[1] += _up(env * g_grn * (amp * scales[1] * 1.5), S) * t
+    if v3:
+        channels[1] *= _crop(tex["grain3"], S, S, rng)
     # masks
     masks = np.zeros((NUM_CLASSES, S, S), bool)
     up_mask = (lambda m: m.repeat(2, 0).repeat(2, 1)) if S == 2 * r else (lambda m: _up_mask(m, S))  # noqa: E731
@@ -259,6 +300,8 @@ def _render(rng, size, labels, ab):
     noise = _crop(tex["noise"], S, S, rng)
     for k, x in enumerate(channels):
         x += noise
+        if v3 and k in (1, 2):  # darker green and blue background: most real pixels there read 0
+            x -= np.float32(1.0)
         noise = noise.T if k % 2 == 0 else noise[::-1]
         np.clip(x, 0, 255, out=x)
         img[k] = x

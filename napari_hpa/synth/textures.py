@@ -120,6 +120,15 @@ def _textures() -> dict[str, np.ndarray]:
     t0["bars"] = np.clip(bars, 0, 1).astype(np.float32)
     # sensor noise (full res, grey levels)
     t0["noise"] = (0.6 + 0.9 * rng.standard_normal((_TEX, _TEX))).astype(np.float32)
+    # generator v3 only (drawn after everything above, so v2's textures are unchanged):
+    # granular ER, grainy chromatin
+    g3 = np.clip(_gauss_blur(rng.standard_normal((_TEX, _TEX)).astype(np.float32), 0.8), 0, None)
+    t0["er3"] = np.clip(_norm(0.35 * ridges + 0.9 * g3 / g3.std(), 99.5), 0, 1.4)
+    fine = _gauss_blur(rng.standard_normal((_TEX, _TEX)).astype(np.float32), 0.7)
+    t0["mot3"] = np.clip(0.85 + 0.2 * t0["mottle"] + 0.24 * fine / fine.std(), 0.2, 1.7).astype(np.float32)
+    # fine multiplicative grain of the protein channel (speckled staining, shot noise)
+    gr = _gauss_blur(rng.standard_normal((_TEX, _TEX)).astype(np.float32), 0.6)
+    t0["grain3"] = np.clip(1.0 + 0.5 * gr / gr.std(), 0.1, 2.5).astype(np.float32)
     # textures with the diffuse part folded in (one multiply per channel)
     t0["mt1"] = 0.8 * t0["mt"] + np.float32(0.25)
     t0["er1"] = 0.75 * t0["er"] + np.float32(0.3)
