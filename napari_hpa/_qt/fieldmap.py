@@ -203,14 +203,23 @@ class MapWidget(Container):
         unit = (xy - xy.min(0)) / span.max()  # keep the map's aspect
         data = np.column_stack([1.0 - unit[:, 1], unit[:, 0]]) * side + corner  # y up
         by = self.colour_combo.value
-        kwargs = dict(features=field_map.features(), face_color=field_map.colours(by),
-                      border_width=0, size=side / 70, name=LAYER_NAME)
-        if self.layer is not None and self.layer in self.viewer.layers:
-            self.viewer.layers.remove(self.layer)
-        self.layer = self.viewer.add_points(data, **kwargs)
+        features, colours = field_map.features(), field_map.colours(by)
+        layer = self.layer
+        if layer is not None and layer in self.viewer.layers:
+            # a new map in the same layer: no new visual for napari to build and compile
+            layer.selected_data = set()
+            layer.data = data
+            layer.features = features
+            layer.face_color = colours
+            layer.size = side / 70
+        else:
+            # antialiasing 0: hard-edged discs, about half the drawing time of 20,000 points
+            self.layer = self.viewer.add_points(
+                data, features=features, face_color=colours, border_width=0, size=side / 70,
+                antialiasing=0, name=LAYER_NAME)
+            self.layer.selected_data.events.items_changed.connect(self._on_selection)
         self.layer.mode = "select"
         self.viewer.reset_view()  # field and map both in view
-        self.layer.selected_data.events.items_changed.connect(self._on_selection)
         self.viewer.tooltip.visible = True
         self._show_legend(by)
         read = ", ".join(field_map.sources)

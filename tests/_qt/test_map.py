@@ -68,6 +68,14 @@ def test_the_map_shows_every_field_with_its_features(make_napari_viewer, qtbot, 
     widget.colour_combo.value = "verdict"
     np.testing.assert_allclose(layer.face_color, widget.field_map.colours("verdict"))
     assert "out of domain (1)" in widget.legend.value
+    # mapping again fills the same layer (no second layer, the features follow the new map)
+    np.savez(out / "embeddings.npz", ids=np.array(IDS[:5]),
+             embeddings=np.random.default_rng(1).normal(size=(5, 8)).astype(np.float32))
+    widget.compute()
+    qtbot.waitUntil(lambda: not widget.busy and len(widget.field_map) == 5, timeout=WAIT)
+    assert widget.layer is layer and [l.name for l in viewer.layers].count(LAYER_NAME) == 1
+    assert len(layer.data) == 5 and list(layer.features["id"]) == IDS[:5]
+    np.testing.assert_allclose(layer.face_color, widget.field_map.colours("verdict"))
 
 
 def test_clicking_a_point_opens_its_field(make_napari_viewer, qtbot, run):
