@@ -28,7 +28,9 @@ from .errors import TrainingError, file_errors
 from .metrics import (
     apply_thresholds,
     f1_per_class,
+    fit_out_of_domain_temperature,
     fit_stacking,
+    fit_temperature,
     fit_thresholds,
     macro_f1,
     pointing_hits,
@@ -49,6 +51,7 @@ class Collected:
     embeddings: np.ndarray | None = None
     intensity: np.ndarray | None = None  # [N, 30] the domain record's views of each field
     features: np.ndarray | None = None  # [N, d]
+    verdicts: list = field(default_factory=list)  # the domain verdict of each field
 
 
 def collect(
@@ -93,7 +96,7 @@ def collect(
 
         ensemble.member_cache = MemberCache(cache_dir, sources)
     try:
-        probs, members, embs, intensity, features = [], {}, [], [], []
+        probs, members, embs, intensity, features, verdicts = [], {}, [], [], [], []
         per_class = np.zeros((len(CLASS_NAMES), 2), np.int64)  # hits, pairs
         for item in iter_predictions(ensemble, sources, tta=tta, batch_size=batch_size,
                                      need_attention=want_att, need_embeddings=want_emb):
@@ -105,6 +108,7 @@ def collect(
                 raise TrainingError(f"image set {pred.ids[i]!r} in {folder}: {message}")
             probs.append(pred.probs)
             intensity.append(pred.domain_intensity)
+            verdicts += pred.verdicts
             features.append(pred.domain_features)
             for name, p in pred.member_probs.items():
                 members.setdefault(name, []).append(p)
@@ -136,6 +140,7 @@ def collect(
         embeddings=np.concatenate(embs) if embs else None,
         intensity=np.concatenate(intensity),
         features=np.concatenate(features),
+        verdicts=verdicts,
     )
 
 
@@ -300,8 +305,17 @@ def build_ensemble(
     request=None,
     progress=None,
     cache_dir: str | Path | None = None,
+    calibrate: bool = False,
+    ood_fields: str | Path | None = None,
 ) -> tuple[Path, EvalReport]:
     """Fit thresholds on ``val`` and write ``out`` (the manifest); returns (path, report on val).
+
+    ``calibrate``: first fit the temperature of the ensemble's probabilities on ``val``
+    (:func:`~napari_hpa.metrics.fit_temperature`), then the thresholds on the calibrated ones.
+    ``ood_fields``: a folder of fields unlike the domain; of those the domain record calls out
+    of the domain, the most confident answers are tempered down to p 0.9 at most
+    (:func:`~napari_hpa.metrics.fit_out_of_domain_temperature`; needs the domain record, so at
+    least 40 validation fields).
 
     ``stack``: also fit the per-class logistic combination of the members (``stacking`` in
     the manifest; L2 strength ``1 / stack_c``) on ``val`` and the thresholds on its output.
@@ -311,6 +325,8 @@ def build_ensemble(
     """
     from .engine import Ensemble, EnsembleSpec, MemberSpec, ProviderRequest
     from .engine.ensemble import Stacking
+    from .engine.manifest import Calibration
+    from .thresholds import temper
     from .engine.ensemble import load_member
 
     if not members:
@@ -352,11 +368,35 @@ def build_ensemble(
         member_stack = np.stack(list(col.member_probs.values()))
         spec.stacking = Stacking(*fit_stacking(member_stack, col.y_true, [m.weight for m in spec.members], stack_c))
         col.probs = spec.stacking.apply(member_stack).astype(np.float32)
+    if calibrate:
+        spec.calibration = Calibration(fit_temperature(col.probs, col.y_true))
+        col.probs = temper(col.probs, spec.calibration.temperature)
     thr = fit_thresholds(thresholds, col.probs, col.y_true, ratios)
     member_thr = {n: fit_thresholds(thresholds, p, col.y_true, ratios) for n, p in col.member_probs.items()}
     spec.thresholds = tuple(float(t) for t in thr)
     domain = None
     if len(col.ids) >= MIN_IMAGES:
         domain = fit_domain(ens, col, f"{len(col.ids)} validation fields of {Path(val).resolve()}")
+    if ood_fields is not None and domain is None:
+        raise TrainingError(f"--ood-fields needs the domain record, which needs at least {MIN_IMAGES} "
+                            f"validation fields ({len(col.ids)} given)")
     path = write_with_domain(spec, out, domain)
+    if ood_fields is not None:
+        spec.calibration = Calibration(spec.calibration.temperature if spec.calibration else 1.0,
+                                       _out_of_domain_temperature(path, ood_fields, tta, batch_size, request))
+        path = write_with_domain(spec, out, domain)
     return path, report_from(col, thr, True, member_thr, providers=ens.providers_in_use)
+
+
+def _out_of_domain_temperature(manifest: Path, folder, tta, batch_size, request) -> float:
+    """The out-of-domain temperature fitted on the fields of ``folder`` that the ensemble at
+    ``manifest`` (calibrated within the domain, not yet beyond it) calls out of its domain."""
+    from .engine import Ensemble
+
+    ens = Ensemble.load(manifest, request)
+    col = collect(ens, folder, tta=tta, batch_size=batch_size, labelled=False)
+    out = [i for i, v in enumerate(col.verdicts) if v.in_domain is False]
+    if not out:
+        raise TrainingError(f"--ood-fields {folder}: the domain record calls none of its "
+                            f"{len(col.ids)} fields out of the domain; give fields unlike the validation ones")
+    return fit_out_of_domain_temperature(col.probs[out], [col.verdicts[i].score for i in out])

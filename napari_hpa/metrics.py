@@ -1,4 +1,4 @@
-"""Metrics and per-class thresholds (core: numpy only).
+"""Metrics, per-class thresholds and temperatures (core: numpy, scipy).
 
 * :func:`f1_per_class` / :func:`macro_f1` -- F1 of each class over the images; a class
   with neither true nor predicted positives has F1 ``nan`` and is left out of the
@@ -11,6 +11,9 @@
   label frequencies).
 * :func:`score_thresholds` -- macro F1 of thresholded probabilities with the
   top-class-forced rule (:func:`~napari_hpa.engine.ensemble.apply_thresholds`).
+* :func:`fit_temperature` -- the temperature that calibrates probabilities on validation
+  (least binary cross-entropy); :func:`fit_out_of_domain_temperature` -- the extra one that
+  keeps out-of-domain fields below a ceiling of confidence.
 * :func:`pointing_game` -- share of (image, present class) pairs whose attention-map
   maximum lies inside that class's ground-truth mask dilated by one map cell.
 * :func:`retrieval_top1` -- share of images whose nearest neighbour (cosine) among the
@@ -149,6 +152,41 @@ def fit_stacking(member_probs, y_true, fallback_weights, C: float = 1.0) -> tupl
 FIT_METHODS = ("f1", "ratio")
 
 
+def fit_temperature(probs, y_true, lo: float = 0.05, hi: float = 20.0) -> float:
+    """The temperature ``T`` that minimises the mean binary cross-entropy of
+    ``sigmoid(logit(probs) / T)`` against ``y_true`` over every (image, class) pair."""
+    from scipy.optimize import minimize_scalar
+
+    from .thresholds import logit
+
+    z = logit(probs).ravel()
+    y = _as_bool(y_true).ravel()
+
+    def loss(log_t: float) -> float:
+        s = z / np.exp(log_t)
+        return float(np.mean(np.logaddexp(0.0, s) - y * s))  # -log sigmoid(+-s)
+
+    fit = minimize_scalar(loss, bounds=(np.log(lo), np.log(hi)), method="bounded",
+                          options={"xatol": 1e-4})
+    return float(np.exp(fit.x))
+
+
+def fit_out_of_domain_temperature(probs, scores, ceiling: float = 0.9, quantile: float = 0.99) -> float:
+    """The least extra temperature ``T >= 1`` that brings the highest probability of a share
+    ``quantile`` of out-of-domain fields to at most ``ceiling``, their logits being divided by
+    ``T * max(1, domain score)`` (``probs``: those fields' probabilities; ``scores``: their
+    domain scores)."""
+    from .thresholds import logit
+
+    probs = np.asarray(probs, dtype=np.float64)
+    if not len(probs):
+        return 1.0
+    top = logit(probs.max(axis=1))
+    scale = np.maximum(1.0, np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=1.0))
+    need = top / (logit(np.float64(ceiling)) * scale)
+    return float(max(1.0, np.quantile(need, quantile)))
+
+
 def fit_thresholds(method: str, probs, y_true=None, ratios=None) -> np.ndarray:
     if method == "f1":
         if y_true is None:
@@ -237,6 +275,8 @@ __all__ = [
     "NUM_CLASSES",
     "apply_thresholds",
     "f1_per_class",
+    "fit_out_of_domain_temperature",
+    "fit_temperature",
     "fit_thresholds",
     "fit_thresholds_f1",
     "fit_thresholds_ratio",

@@ -1,6 +1,7 @@
 """Probabilities and labels: the one rule that turns probabilities into labels
-(:func:`apply_thresholds`, with the default threshold :data:`DEFAULT_THRESHOLD`), and
-:func:`sigmoid` / :func:`logit` between logits and probabilities."""
+(:func:`apply_thresholds`, with the default threshold :data:`DEFAULT_THRESHOLD`),
+:func:`sigmoid` / :func:`logit` between logits and probabilities, and :func:`temper`, which
+divides the logits by a temperature (per field or one for all)."""
 
 from __future__ import annotations
 
@@ -25,3 +26,14 @@ def apply_thresholds(probs: np.ndarray, thresholds, min_one_label: bool) -> np.n
     if min_one_label and len(probs):
         labels[np.arange(len(probs)), probs.argmax(axis=1)] = True
     return labels
+
+
+def temper(probs: np.ndarray, temperature) -> np.ndarray:
+    """``sigmoid(logit(probs) / temperature)`` (``temperature``: one number, or one per row),
+    in ``probs``'s dtype; a temperature of 1 gives ``probs`` back."""
+    t = np.asarray(temperature, dtype=np.float64)
+    if t.ndim == 1:
+        t = t[:, None]
+    if np.all(t == 1):
+        return probs
+    return sigmoid(logit(probs) / t).astype(probs.dtype)

@@ -306,3 +306,12 @@ def test_filament_and_rim_patterns_stay_in_cells(cls):
     cells = binary_dilation(f.image[[0, 2, 3]].max(0) > 6, iterations=3)
     g = f.image[1].astype(float)
     assert g[~cells].mean() < 3 and np.percentile(g[~cells], 99) < 20
+
+
+def test_a_field_too_small_for_its_classes_is_a_clear_error(tmp_path):
+    from napari_hpa.errors import SynthError
+    from napari_hpa.synth import generate_dataset
+
+    # seed 5 at 64 px draws cell junctions and actin filaments where no layout fits them
+    with pytest.raises(SynthError, match="64-px field .* a larger --size helps"):
+        generate_dataset(tmp_path / "d", 44, seed=5, size=64)

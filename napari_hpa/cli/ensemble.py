@@ -42,12 +42,20 @@ def cmd_ensemble_build(args: argparse.Namespace) -> int:
         name=args.name, labels=args.labels, batch_size=args.batch_size, stack=args.stack,
         stack_c=args.stack_c, request=provider_request(args),
         progress=None if args.quiet else progress_bar(0, "img"), cache_dir=cache,
+        calibrate=args.calibrate, ood_fields=args.ood_fields,
     )
     print(f"wrote {path} ({len(members)} members, thresholds fitted by {args.thresholds!r} "
           f"on {report.n_images} validation images; run on {', '.join(report.providers)})")
     for name, f in report.member_macro_f1.items():
         print(f"member {name}: macro F1 {f:.4f} (own {args.thresholds} thresholds)")
     print(f"ensemble{' (stacked)' if args.stack else ''}: macro F1 {report.macro_f1:.4f}")
+    from ..engine.manifest import read_manifest
+
+    calibration = read_manifest(path).calibration
+    if calibration is not None:
+        beyond = ("" if calibration.out_of_domain is None else
+                  f", out of the domain {calibration.out_of_domain:.3f} x max(1, domain score) more")
+        print(f"calibration: temperature {calibration.temperature:.3f}{beyond}")
     if report.pointing_game is not None:
         print(f"attention pointing game {report.pointing_game:.4f}")
     if report.retrieval_top1 is not None:
@@ -89,6 +97,13 @@ def add_parsers(sub) -> None:
                    "fitted on the validation folder (the thresholds are then fitted on its output)")
     b.add_argument("--stack-c", type=float, default=1.0, metavar="C",
                    help="inverse L2 strength of --stack (default 1)")
+    b.add_argument("--calibrate", action="store_true",
+                   help="fit a temperature for the ensemble's probabilities on DIR (least cross-entropy), "
+                   "then the thresholds on the calibrated probabilities")
+    b.add_argument("--ood-fields", type=Path, metavar="FIELDS",
+                   help="a folder of fields unlike DIR's: those the domain record calls out of the "
+                   "domain set a further temperature for such fields, so that 99%% of them are answered "
+                   "with p 0.9 at most")
     b.add_argument("--embedding-member", metavar="NAME", help="member giving embeddings (its file stem)")
     b.add_argument("--name", help="ensemble name (default: the output folder's name)")
     b.add_argument("--cache", type=Path, metavar="DIR",

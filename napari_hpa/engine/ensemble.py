@@ -14,7 +14,8 @@ A manifest sits beside its members::
       "trained_on": "what the members learnt from, in words" (optional),
       "domain": "domain.npz" or null,   # the domain record (engine.domain), beside the manifest
       "stacking": null or {"bias": [28 numbers],
-                           "weights": {"densenet121": [28 numbers], ...}}  # one per member
+                           "weights": {"densenet121": [28 numbers], ...}},  # one per member
+      "calibration": null or {"temperature": 1.3, "out_of_domain": 2.0 or null}
     }
 
 Member probabilities are ``sigmoid(logits)`` combined over the TTA views
@@ -32,7 +33,11 @@ over the views and L2-normalised again.
 
 Every field also gets a domain verdict (:mod:`napari_hpa.engine.domain`):
 scored against the ensemble's domain record when it has one; a field with an
-empty or saturated channel is out of the domain in any case.
+empty or saturated channel is out of the domain in any case.  With ``calibration``
+(fitted by ``ensemble build --calibrate`` and ``--ood-fields``) the ensemble's logits are
+divided by ``temperature``, and those of a field out of the domain also by ``out_of_domain
+* max(1, domain score)`` (:class:`~napari_hpa.engine.manifest.Calibration`); the labels are
+taken from these probabilities.  The members' own probabilities are left as they are.
 """
 
 from __future__ import annotations
@@ -376,16 +381,6 @@ class Ensemble:
             if not w.sum() > 0:  # attention members that do not vote on the classes
                 w = np.ones_like(w)
             attention = np.tensordot(w / w.sum(), stack, axes=1).astype(np.float32)
-        labels = apply_thresholds(probs, self.thresholds, self.spec.min_one_label)
-        if embeddings is not None and failures:
-            embeddings = embeddings.copy()  # a cached member's rows stay as they were
-        for i in failures:
-            probs[i] = np.nan
-            labels[i] = False
-            if attention is not None:
-                attention[i] = np.nan
-            if embeddings is not None:
-                embeddings[i] = np.nan
         intensity = np.stack([intensity_features(x) for x in small])
         plain_embedding = (outputs[self.embedding_member.name].plain_embedding
                            if self.embedding_member is not None else None)
@@ -399,6 +394,18 @@ class Ensemble:
             verdicts = self.domain.verdicts(intensity, features, problems)
         else:
             verdicts = verdicts_without_record(problems)
+        if self.spec.calibration is not None:  # the labels come from the calibrated probabilities
+            probs = self.spec.calibration.apply(probs, verdicts)
+        labels = apply_thresholds(probs, self.thresholds, self.spec.min_one_label)
+        if embeddings is not None and failures:
+            embeddings = embeddings.copy()  # a cached member's rows stay as they were
+        for i in failures:
+            probs[i] = np.nan
+            labels[i] = False
+            if attention is not None:
+                attention[i] = np.nan
+            if embeddings is not None:
+                embeddings[i] = np.nan
         return Prediction(
             probs=probs.astype(np.float32),
             member_probs=member_probs,

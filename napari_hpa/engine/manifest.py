@@ -59,6 +59,37 @@ class Stacking:
         }
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """Temperatures the ensemble's logits are divided by: ``temperature`` (fitted on the
+    validation fields: calibration within the domain) for every field, times
+    ``out_of_domain * max(1, domain score)`` for a field out of the domain (so a field unlike
+    the training data is never answered with the confidence of one like it; ``None``: no
+    more for those)."""
+
+    temperature: float = 1.0
+    out_of_domain: float | None = None
+
+    def factors(self, verdicts) -> np.ndarray:
+        """The temperature of each field, given its domain verdict."""
+        t = np.full(len(verdicts), self.temperature, dtype=np.float64)
+        if self.out_of_domain is not None:
+            for i, v in enumerate(verdicts):
+                if v.in_domain is False:
+                    score = v.score if np.isfinite(v.score) else 1.0
+                    t[i] *= self.out_of_domain * max(1.0, score)
+        return t
+
+    def apply(self, probs: np.ndarray, verdicts) -> np.ndarray:
+        from ..thresholds import temper
+
+        return temper(probs, self.factors(verdicts))
+
+    def to_json(self) -> dict:
+        return {"temperature": round(self.temperature, 6),
+                "out_of_domain": None if self.out_of_domain is None else round(self.out_of_domain, 6)}
+
+
 @dataclass
 class EnsembleSpec:
     members: list[MemberSpec]
@@ -72,6 +103,7 @@ class EnsembleSpec:
     stacking: Stacking | None = None
     trained_on: str | None = None  # in words; None: from the members' metadata
     domain: Path | None = None  # the domain record (absolute), None when there is none
+    calibration: Calibration | None = None
 
     def to_json(self, folder: Path) -> dict:
         return {
@@ -89,6 +121,7 @@ class EnsembleSpec:
             "stacking": None if self.stacking is None else self.stacking.to_json([m.name for m in self.members]),
             "trained_on": self.trained_on,
             "domain": None if self.domain is None else _relative(self.domain, folder),
+            "calibration": None if self.calibration is None else self.calibration.to_json(),
         }
 
 
@@ -137,6 +170,13 @@ class _MemberSchema(BaseModel):
     weight: float = Field(default=1.0, ge=0, allow_inf_nan=False)
 
 
+class _CalibrationSchema(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    temperature: float = Field(default=1.0, gt=0, le=100, allow_inf_nan=False)
+    out_of_domain: float | None = Field(default=None, ge=1, le=100, allow_inf_nan=False)
+
+
 class _ManifestSchema(BaseModel):
     """The types and ranges of ``ensemble.json`` (cross-field rules are checked after it)."""
 
@@ -154,6 +194,7 @@ class _ManifestSchema(BaseModel):
     stacking: dict | None = None
     trained_on: str | None = None
     domain: str | None = Field(default=None, min_length=1)
+    calibration: _CalibrationSchema | None = None
 
 
 def schema_problem(error: ValidationError) -> str:
@@ -219,6 +260,9 @@ def read_manifest(path: str | Path) -> EnsembleSpec:
         stacking=stacking,
         trained_on=m.trained_on,
         domain=domain,
+        calibration=None if m.calibration is None else Calibration(
+            float(m.calibration.temperature),
+            None if m.calibration.out_of_domain is None else float(m.calibration.out_of_domain)),
     )
 
 

@@ -102,8 +102,9 @@ def generate_field(
         out = _render(np.random.Generator(np.random.PCG64(child)), size, labels, antibody_params, version)
         if out is not None or attempt == len(children) - 1:
             break
-    if out is None:  # pragma: no cover - practically unreachable
-        raise RuntimeError(f"could not render a field with every class of {labels} visible")
+    if out is None:  # happens on small fields: too few cells for junctions, say
+        raise SynthError(f"could not render a {size}-px field with every class of {labels} visible "
+                         f"in {len(children)} layouts (field {id!r}); a larger --size helps")
     image, masks = out
     return SyntheticField(id=id, image=image, masks=masks, labels=labels, antibody=antibody)
 
