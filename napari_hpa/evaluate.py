@@ -382,13 +382,15 @@ def build_ensemble(
                             f"validation fields ({len(col.ids)} given)")
     path = write_with_domain(spec, out, domain)
     if ood_fields is not None:
-        spec.calibration = Calibration(spec.calibration.temperature if spec.calibration else 1.0,
-                                       _out_of_domain_temperature(path, ood_fields, tta, batch_size, request))
+        prior = tuple(float(v) for v in np.clip(col.y_true.mean(axis=0), 1e-3, 0.5))
+        temperature = spec.calibration.temperature if spec.calibration else 1.0
+        spec.calibration = Calibration(temperature, _out_of_domain_temperature(
+            path, ood_fields, prior, tta, batch_size, request), prior)
         path = write_with_domain(spec, out, domain)
     return path, report_from(col, thr, True, member_thr, providers=ens.providers_in_use)
 
 
-def _out_of_domain_temperature(manifest: Path, folder, tta, batch_size, request) -> float:
+def _out_of_domain_temperature(manifest: Path, folder, prior, tta, batch_size, request) -> float:
     """The out-of-domain temperature fitted on the fields of ``folder`` that the ensemble at
     ``manifest`` (calibrated within the domain, not yet beyond it) calls out of its domain."""
     from .engine import Ensemble
@@ -399,4 +401,4 @@ def _out_of_domain_temperature(manifest: Path, folder, tta, batch_size, request)
     if not out:
         raise TrainingError(f"--ood-fields {folder}: the domain record calls none of its "
                             f"{len(col.ids)} fields out of the domain; give fields unlike the validation ones")
-    return fit_out_of_domain_temperature(col.probs[out], [col.verdicts[i].score for i in out])
+    return fit_out_of_domain_temperature(col.probs[out], [col.verdicts[i].score for i in out], prior)

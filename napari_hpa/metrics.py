@@ -171,20 +171,22 @@ def fit_temperature(probs, y_true, lo: float = 0.05, hi: float = 20.0) -> float:
     return float(np.exp(fit.x))
 
 
-def fit_out_of_domain_temperature(probs, scores, ceiling: float = 0.9, quantile: float = 0.99) -> float:
-    """The least extra temperature ``T >= 1`` that brings the highest probability of a share
-    ``quantile`` of out-of-domain fields to at most ``ceiling``, their logits being divided by
-    ``T * max(1, domain score)`` (``probs``: those fields' probabilities; ``scores``: their
-    domain scores)."""
+def fit_out_of_domain_temperature(probs, scores, prior=None, ceiling: float = 0.9,
+                                  quantile: float = 0.99) -> float:
+    """The least factor ``T >= 1`` that brings the highest probability of a share
+    ``quantile`` of out-of-domain fields to at most ``ceiling``, their logits ``z`` being pulled
+    towards ``b = logit(prior)`` as ``b + (z - b) / (T * max(1, domain score))`` (``probs``:
+    those fields' probabilities; ``scores``: their domain scores; ``prior`` None: ``b = 0``)."""
     from .thresholds import logit
 
     probs = np.asarray(probs, dtype=np.float64)
     if not len(probs):
         return 1.0
-    top = logit(probs.max(axis=1))
+    b = np.zeros(probs.shape[1]) if prior is None else logit(np.asarray(prior, dtype=np.float64))
+    room = logit(np.float64(ceiling)) - b  # how far above its prior a class may stay
+    need = np.where(room > 0, (logit(probs) - b) / np.where(room > 0, room, 1), np.inf).max(axis=1)
     scale = np.maximum(1.0, np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=1.0))
-    need = top / (logit(np.float64(ceiling)) * scale)
-    return float(max(1.0, np.quantile(need, quantile)))
+    return float(max(1.0, np.quantile(need / scale, quantile)))
 
 
 def fit_thresholds(method: str, probs, y_true=None, ratios=None) -> np.ndarray:

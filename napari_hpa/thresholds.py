@@ -1,7 +1,8 @@
 """Probabilities and labels: the one rule that turns probabilities into labels
 (:func:`apply_thresholds`, with the default threshold :data:`DEFAULT_THRESHOLD`),
 :func:`sigmoid` / :func:`logit` between logits and probabilities, and :func:`temper`, which
-divides the logits by a temperature (per field or one for all)."""
+divides the logits by a temperature, and :func:`shrink`, which also pulls some fields' logits
+towards a prior."""
 
 from __future__ import annotations
 
@@ -28,12 +29,17 @@ def apply_thresholds(probs: np.ndarray, thresholds, min_one_label: bool) -> np.n
     return labels
 
 
-def temper(probs: np.ndarray, temperature) -> np.ndarray:
-    """``sigmoid(logit(probs) / temperature)`` (``temperature``: one number, or one per row),
-    in ``probs``'s dtype; a temperature of 1 gives ``probs`` back."""
-    t = np.asarray(temperature, dtype=np.float64)
-    if t.ndim == 1:
-        t = t[:, None]
-    if np.all(t == 1):
+def temper(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """``sigmoid(logit(probs) / temperature)``, in ``probs``'s dtype (1 gives ``probs`` back)."""
+    return shrink(probs, temperature, np.ones(len(probs)))
+
+
+def shrink(probs: np.ndarray, temperature: float, factors: np.ndarray, prior=None) -> np.ndarray:
+    """``logit(probs) / temperature``, then each row ``i`` pulled towards ``logit(prior)`` by
+    ``factors[i]``: ``b + (z - b) / factors[i]`` (``prior`` None: ``b = 0``, i.e. p 0.5)."""
+    factors = np.asarray(factors, dtype=np.float64)
+    if temperature == 1 and np.all(factors == 1):
         return probs
-    return sigmoid(logit(probs) / t).astype(probs.dtype)
+    b = 0.0 if prior is None else logit(np.asarray(prior, dtype=np.float64))
+    z = logit(probs) / temperature
+    return sigmoid(b + (z - b) / factors[:, None]).astype(probs.dtype)

@@ -15,7 +15,7 @@ from napari_hpa.engine.manifest import Calibration, EnsembleError, read_manifest
 from napari_hpa.evaluate import build_ensemble, collect
 from napari_hpa.metrics import fit_out_of_domain_temperature, fit_temperature
 from napari_hpa.synth import generate_dataset
-from napari_hpa.thresholds import logit, sigmoid, temper
+from napari_hpa.thresholds import logit, shrink, sigmoid, temper
 from onnx_toys import make_toy
 
 
@@ -25,8 +25,11 @@ def test_temper_divides_the_logits():
     out = temper(p, 2.0)
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, sigmoid(logit(p) / 2), rtol=1e-6)
-    rows = temper(np.array([[0.9], [0.9]]), np.array([1.0, 3.0]))
-    assert rows[0, 0] == pytest.approx(0.9) and rows[1, 0] == pytest.approx(sigmoid(logit(0.9) / 3))
+    pulled = shrink(np.array([[0.9, 0.01], [0.9, 0.01]]), 1.0, np.array([1.0, 4.0]), prior=[0.1, 0.05])
+    np.testing.assert_allclose(pulled[0], [0.9, 0.01])
+    b = logit(np.array([0.1, 0.05]))
+    np.testing.assert_allclose(pulled[1], sigmoid(b + (logit(np.array([0.9, 0.01])) - b) / 4))
+    assert 0.01 < pulled[1, 1] < 0.05 and 0.1 < pulled[1, 0] < 0.9  # towards the prior, not 0.5
 
 
 def test_the_fitted_temperature_undoes_an_overconfident_model():
@@ -43,18 +46,23 @@ def test_the_out_of_domain_temperature_keeps_the_top_answers_under_the_ceiling()
     scores = np.full(100, 1.5)
     t = fit_out_of_domain_temperature(probs, scores, ceiling=0.9, quantile=1.0)
     assert t == pytest.approx(6.0 / (logit(0.9) * 1.5))
-    capped = temper(probs, t * np.maximum(1, scores))
+    capped = shrink(probs, 1.0, t * np.maximum(1, scores))
     assert capped.max() == pytest.approx(0.9)
     modest = np.full((5, 28), 0.6)
     assert fit_out_of_domain_temperature(modest, np.full(5, 2.0)) == 1.0  # nothing to temper
+    prior = np.full(28, 0.05)
+    t = fit_out_of_domain_temperature(probs, scores, prior, ceiling=0.9, quantile=1.0)
+    assert t == pytest.approx((6.0 - logit(0.05)) / ((logit(0.9) - logit(0.05)) * 1.5))
+    capped = shrink(probs, 1.0, np.full(100, t * 1.5), prior)
+    assert capped.max() == pytest.approx(0.9)
 
 
 def test_calibration_factors_follow_the_verdicts():
     c = Calibration(1.5, 2.0)
     verdicts = [Verdict(0.4, True), Verdict(3.0, False, "far"), Verdict(0.8, False, "empty"),
                 Verdict(float("nan"), None), Verdict(float("nan"), False, "saturated")]
-    np.testing.assert_allclose(c.factors(verdicts), [1.5, 1.5 * 2 * 3, 1.5 * 2, 1.5, 1.5 * 2])
-    np.testing.assert_allclose(Calibration(1.5).factors(verdicts), [1.5] * 5)
+    np.testing.assert_allclose(c.ood_factors(verdicts), [1, 2 * 3, 2, 1, 2])
+    np.testing.assert_allclose(Calibration(1.5).ood_factors(verdicts), [1] * 5)
 
 
 @pytest.fixture(scope="module")
@@ -94,9 +102,14 @@ def test_build_calibrates_and_tempers_fields_out_of_the_domain(folders, tmp_path
     uncalibrated = collect(Ensemble.load(plain), odd, labelled=False, batch_size=8)
     out = [i for i, v in enumerate(calibrated.verdicts) if v.in_domain is False]
     assert out, "rotated channels should be out of the domain"
-    factors = spec.calibration.factors(calibrated.verdicts)
-    np.testing.assert_allclose(calibrated.probs, temper(uncalibrated.probs, factors), atol=1e-5)
+    np.testing.assert_allclose(calibrated.probs, spec.calibration.apply(uncalibrated.probs, calibrated.verdicts),
+                               atol=1e-5)
     assert np.quantile(calibrated.probs[out].max(axis=1), 0.99) <= 0.9 + 1e-4
+    # out of the domain, each class lies between its in-domain calibrated value and its prior
+    prior = np.broadcast_to(np.asarray(spec.calibration.prior), calibrated.probs[out].shape)
+    within = temper(uncalibrated.probs[out], spec.calibration.temperature)
+    assert (calibrated.probs[out] >= np.minimum(within, prior) - 1e-5).all()
+    assert (calibrated.probs[out] <= np.maximum(within, prior) + 1e-5).all()
     for name, p in calibrated.member_probs.items():
         np.testing.assert_allclose(p, uncalibrated.member_probs[name], atol=1e-6)
 
@@ -116,6 +129,7 @@ def test_ood_fields_need_a_domain_record(folders, tmp_path):
     ({"temperature": 0}, "calibration.temperature"),
     ({"temperature": 1.0, "out_of_domain": 0.5}, "calibration.out_of_domain"),
     ({"temperature": 1.0, "cap": 2}, "calibration.cap"),
+    ({"temperature": 1.0, "prior": [0.1] * 27}, "calibration.prior"),
 ])
 def test_a_bad_calibration_is_named(tmp_path, calibration, message):
     make_toy(tmp_path / "m.onnx", size=16)

@@ -15,7 +15,8 @@ A manifest sits beside its members::
       "domain": "domain.npz" or null,   # the domain record (engine.domain), beside the manifest
       "stacking": null or {"bias": [28 numbers],
                            "weights": {"densenet121": [28 numbers], ...}},  # one per member
-      "calibration": null or {"temperature": 1.3, "out_of_domain": 2.0 or null}
+      "calibration": null or {"temperature": 1.3, "out_of_domain": 2.0 or null,
+                              "prior": [28 class frequencies] or null}
     }
 
 Member probabilities are ``sigmoid(logits)`` combined over the TTA views
@@ -35,9 +36,10 @@ Every field also gets a domain verdict (:mod:`napari_hpa.engine.domain`):
 scored against the ensemble's domain record when it has one; a field with an
 empty or saturated channel is out of the domain in any case.  With ``calibration``
 (fitted by ``ensemble build --calibrate`` and ``--ood-fields``) the ensemble's logits are
-divided by ``temperature``, and those of a field out of the domain also by ``out_of_domain
-* max(1, domain score)`` (:class:`~napari_hpa.engine.manifest.Calibration`); the labels are
-taken from these probabilities.  The members' own probabilities are left as they are.
+divided by ``temperature``, and those of a field out of the domain are also pulled towards
+the classes' prior by ``out_of_domain * max(1, domain score)``
+(:class:`~napari_hpa.engine.manifest.Calibration`); the labels are taken from these
+probabilities.  The members' own probabilities are left as they are.
 """
 
 from __future__ import annotations

@@ -61,33 +61,36 @@ class Stacking:
 
 @dataclass(frozen=True)
 class Calibration:
-    """Temperatures the ensemble's logits are divided by: ``temperature`` (fitted on the
-    validation fields: calibration within the domain) for every field, times
-    ``out_of_domain * max(1, domain score)`` for a field out of the domain (so a field unlike
-    the training data is never answered with the confidence of one like it; ``None``: no
-    more for those)."""
+    """How the ensemble's probabilities are calibrated.  Every field's logits are divided by
+    ``temperature`` (fitted on the validation fields: calibration within the domain).  A field
+    out of the domain is also pulled towards ``prior`` (the classes' frequencies on the
+    validation fields): ``logit(prior) + (z - logit(prior)) / (out_of_domain * max(1, domain
+    score))``, so that a field unlike the training data is never answered with the confidence
+    of one like it, and what the model cannot judge falls back to how common a class is rather
+    than to 0.5 (``out_of_domain`` None: not for those fields either)."""
 
     temperature: float = 1.0
     out_of_domain: float | None = None
+    prior: tuple[float, ...] | None = None  # [28] class frequencies; None: pull towards p 0.5
 
-    def factors(self, verdicts) -> np.ndarray:
-        """The temperature of each field, given its domain verdict."""
-        t = np.full(len(verdicts), self.temperature, dtype=np.float64)
+    def ood_factors(self, verdicts) -> np.ndarray:
+        """How much each field's logits are pulled towards the prior (1: not at all)."""
+        f = np.ones(len(verdicts), dtype=np.float64)
         if self.out_of_domain is not None:
             for i, v in enumerate(verdicts):
                 if v.in_domain is False:
-                    score = v.score if np.isfinite(v.score) else 1.0
-                    t[i] *= self.out_of_domain * max(1.0, score)
-        return t
+                    f[i] = self.out_of_domain * max(1.0, v.score if np.isfinite(v.score) else 1.0)
+        return f
 
     def apply(self, probs: np.ndarray, verdicts) -> np.ndarray:
-        from ..thresholds import temper
+        from ..thresholds import shrink
 
-        return temper(probs, self.factors(verdicts))
+        return shrink(probs, self.temperature, self.ood_factors(verdicts), self.prior)
 
     def to_json(self) -> dict:
         return {"temperature": round(self.temperature, 6),
-                "out_of_domain": None if self.out_of_domain is None else round(self.out_of_domain, 6)}
+                "out_of_domain": None if self.out_of_domain is None else round(self.out_of_domain, 6),
+                "prior": None if self.prior is None else [round(float(v), 6) for v in self.prior]}
 
 
 @dataclass
@@ -175,6 +178,8 @@ class _CalibrationSchema(BaseModel):
 
     temperature: float = Field(default=1.0, gt=0, le=100, allow_inf_nan=False)
     out_of_domain: float | None = Field(default=None, ge=1, le=100, allow_inf_nan=False)
+    prior: list[Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]] | None = Field(
+        default=None, min_length=NUM_CLASSES, max_length=NUM_CLASSES)
 
 
 class _ManifestSchema(BaseModel):
@@ -262,7 +267,8 @@ def read_manifest(path: str | Path) -> EnsembleSpec:
         domain=domain,
         calibration=None if m.calibration is None else Calibration(
             float(m.calibration.temperature),
-            None if m.calibration.out_of_domain is None else float(m.calibration.out_of_domain)),
+            None if m.calibration.out_of_domain is None else float(m.calibration.out_of_domain),
+            None if m.calibration.prior is None else tuple(float(v) for v in m.calibration.prior)),
     )
 
 
