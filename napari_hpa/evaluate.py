@@ -10,7 +10,8 @@
   column).  The model card uses the same report.
 * :func:`build_ensemble` runs members on a validation folder, fits per-class
   thresholds (``f1`` or ``ratio``) on the ensemble's probabilities and writes the
-  manifest.
+  manifest; :func:`calibrate_ensemble` calibrates an existing ensemble (temperatures
+  within and beyond its domain, :class:`~napari_hpa.engine.manifest.Calibration`).
 """
 
 from __future__ import annotations
@@ -382,12 +383,75 @@ def build_ensemble(
                             f"validation fields ({len(col.ids)} given)")
     path = write_with_domain(spec, out, domain)
     if ood_fields is not None:
-        prior = tuple(float(v) for v in np.clip(col.y_true.mean(axis=0), 1e-3, 0.5))
         temperature = spec.calibration.temperature if spec.calibration else 1.0
-        spec.calibration = Calibration(temperature, _out_of_domain_temperature(
-            path, ood_fields, prior, tta, batch_size, request), prior)
-        path = write_with_domain(spec, out, domain)
+        path = _calibrate_beyond(spec, path, col, temperature, ood_fields, batch_size, request, domain)
     return path, report_from(col, thr, True, member_thr, providers=ens.providers_in_use)
+
+
+def calibrate_ensemble(
+    manifest: str | Path,
+    val: str | Path,
+    out: str | Path,
+    *,
+    labels: str | Path | None = None,
+    ood_fields: str | Path | None = None,
+    batch_size: int = 16,
+    request=None,
+    progress=None,
+    cache_dir: str | Path | None = None,
+):
+    """Calibrate the ensemble at ``manifest`` on the labelled fields of ``val`` (its members,
+    weights, TTA and domain record kept) and write it as ``out``; returns (path, calibration).
+
+    The temperature is fitted as with ``build_ensemble(calibrate=True)``, and the thresholds
+    are carried over to the calibrated scale (``sigmoid(logit(t) / T)``), so that the labels
+    of fields in the domain do not change.  ``ood_fields``: as in :func:`build_ensemble`.
+    """
+    import shutil
+
+    from .engine import Ensemble, ProviderRequest, read_manifest
+    from .engine.ensemble import load_member
+    from .engine.manifest import Calibration
+    from .thresholds import logit, sigmoid
+
+    spec = read_manifest(manifest)
+    spec.calibration = None
+    request = request or ProviderRequest()
+    ens = Ensemble(spec, [load_member(m, request) for m in spec.members])
+    if ood_fields is not None and ens.domain is None:
+        raise TrainingError(f"--ood-fields needs the ensemble's domain record; {manifest} has none "
+                            "(record one with 'napari-hpa models domain')")
+    col = collect(ens, val, labels, tta=spec.tta, batch_size=batch_size, progress=progress,
+                  cache_dir=cache_dir)
+    temperature = fit_temperature(col.probs, col.y_true)
+    thresholds = np.asarray(ens.thresholds, dtype=np.float64)
+    spec.thresholds = tuple(float(t) for t in sigmoid(logit(thresholds) / temperature))
+    spec.calibration = Calibration(temperature, None, _prior(col))
+    out = Path(out)
+    if spec.domain is not None and spec.domain.parent.resolve() != out.parent.resolve():
+        with file_errors(out, writing=True):  # an ensemble folder holds every file it names
+            out.parent.mkdir(parents=True, exist_ok=True)
+            spec.domain = Path(shutil.copy2(spec.domain, out.parent / DOMAIN_FILE))
+    path = write_with_domain(spec, out, None)
+    if ood_fields is not None:
+        path = _calibrate_beyond(spec, path, col, temperature, ood_fields, batch_size, request, None)
+    return path, spec.calibration
+
+
+def _prior(col: Collected) -> tuple[float, ...]:
+    """Each class's frequency on the validation fields (kept within 0.001-0.5)."""
+    return tuple(float(v) for v in np.clip(col.y_true.mean(axis=0), 1e-3, 0.5))
+
+
+def _calibrate_beyond(spec, path: Path, col: Collected, temperature: float, ood_fields,
+                      batch_size, request, domain) -> Path:
+    """Fit the out-of-domain calibration on ``ood_fields`` and write the manifest again."""
+    from .engine.manifest import Calibration
+
+    prior = _prior(col)
+    spec.calibration = Calibration(temperature, _out_of_domain_temperature(
+        path, ood_fields, prior, spec.tta, batch_size, request), prior)
+    return write_with_domain(spec, path, domain)
 
 
 def _out_of_domain_temperature(manifest: Path, folder, prior, tta, batch_size, request) -> float:

@@ -137,3 +137,29 @@ def test_a_bad_calibration_is_named(tmp_path, calibration, message):
         "hpa_ensemble": 1, "members": [{"path": "m.onnx"}], "calibration": calibration}))
     with pytest.raises(EnsembleError, match=message):
         read_manifest(tmp_path / "ensemble.json")
+
+
+def test_an_existing_ensemble_is_calibrated_without_changing_its_labels_in_the_domain(folders, tmp_path, capsys):
+    from napari_hpa.cli import main
+
+    val, odd = folders
+    member = make_toy(tmp_path / "m.onnx", size=16, seed=1, scale=12.0).path
+    plain, _ = build_ensemble([member], val, tmp_path / "plain" / "ensemble.json", batch_size=8)
+    out = tmp_path / "elsewhere" / "ensemble.json"  # another folder: the domain record comes along
+    assert main(["ensemble", "calibrate", str(plain), str(val), "--ood-fields", str(odd),
+                 "--out", str(out), "-q"]) == 0
+    assert "calibration: temperature" in capsys.readouterr().out
+    spec = read_manifest(out)
+    assert spec.domain.parent == out.parent and spec.calibration.prior is not None
+    before = collect(Ensemble.load(plain), val, batch_size=8)
+    after = collect(Ensemble.load(out), val, batch_size=8)
+    assert spec.calibration.temperature == pytest.approx(fit_temperature(before.probs, before.y_true), rel=1e-3)
+    inside = [i for i, v in enumerate(after.verdicts) if v.in_domain]
+    assert len(inside) > 30
+    ens_before, ens_after = Ensemble.load(plain), Ensemble.load(out)
+    from napari_hpa.thresholds import apply_thresholds
+
+    np.testing.assert_array_equal(
+        apply_thresholds(before.probs[inside], ens_before.thresholds, True),
+        apply_thresholds(after.probs[inside], ens_after.thresholds, True))
+    assert main(["ensemble", "calibrate", str(plain), str(val), "--out", str(plain)]) == 2  # never over its input

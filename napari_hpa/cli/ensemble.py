@@ -51,16 +51,50 @@ def cmd_ensemble_build(args: argparse.Namespace) -> int:
     print(f"ensemble{' (stacked)' if args.stack else ''}: macro F1 {report.macro_f1:.4f}")
     from ..engine.manifest import read_manifest
 
-    calibration = read_manifest(path).calibration
-    if calibration is not None:
-        beyond = ("" if calibration.out_of_domain is None else
-                  f", out of the domain {calibration.out_of_domain:.3f} x max(1, domain score) more")
-        print(f"calibration: temperature {calibration.temperature:.3f}{beyond}")
+    _print_calibration(read_manifest(path).calibration)
     if report.pointing_game is not None:
         print(f"attention pointing game {report.pointing_game:.4f}")
     if report.retrieval_top1 is not None:
         print(f"embedding top-1 same-antibody retrieval {report.retrieval_top1:.4f}")
     return 0
+
+
+def _print_calibration(calibration) -> None:
+    if calibration is not None:
+        beyond = ("" if calibration.out_of_domain is None else
+                  f"; out of the domain, pulled towards the class frequencies by "
+                  f"{calibration.out_of_domain:.3f} x max(1, domain score)")
+        print(f"calibration: temperature {calibration.temperature:.3f}{beyond}")
+
+
+def cmd_ensemble_calibrate(args: argparse.Namespace) -> int:
+    from ..engine.member_cache import default_cache_dir
+    from ..evaluate import calibrate_ensemble
+    from ..fileio import check_outputs
+
+    check_outputs([("--out", args.out)], inputs=[("the ensemble", args.ensemble)])
+    cache = None if args.no_cache else (args.cache or default_cache_dir())
+    path, calibration = calibrate_ensemble(
+        args.ensemble, args.data, args.out, labels=args.labels, ood_fields=args.ood_fields,
+        batch_size=args.batch_size, request=provider_request(args),
+        progress=None if args.quiet else progress_bar(0, "img"), cache_dir=cache,
+    )
+    print(f"wrote {path}")
+    _print_calibration(calibration)
+    return 0
+
+
+def _cache_options(b) -> None:
+    b.add_argument("--cache", type=Path, metavar="DIR",
+                   help="where the members' outputs on DIR are kept, so that building again with other "
+                   "weights, thresholds or stacking runs no model (default $XDG_CACHE_HOME/napari-hpa/members, "
+                   "~/.cache/napari-hpa/members when unset)")
+    b.add_argument("--no-cache", action="store_true", help="neither read nor keep the members' outputs")
+
+
+OOD_HELP = ("a folder of fields unlike DIR's: those the domain record calls out of the domain set how "
+            "far such fields are pulled towards the class frequencies, so that 99%% of them are "
+            "answered with p 0.9 at most")
 
 
 def add_parsers(sub) -> None:
@@ -100,18 +134,30 @@ def add_parsers(sub) -> None:
     b.add_argument("--calibrate", action="store_true",
                    help="fit a temperature for the ensemble's probabilities on DIR (least cross-entropy), "
                    "then the thresholds on the calibrated probabilities")
-    b.add_argument("--ood-fields", type=Path, metavar="FIELDS",
-                   help="a folder of fields unlike DIR's: those the domain record calls out of the "
-                   "domain set a further temperature for such fields, so that 99%% of them are answered "
-                   "with p 0.9 at most")
+    b.add_argument("--ood-fields", type=Path, metavar="FIELDS", help=OOD_HELP)
     b.add_argument("--embedding-member", metavar="NAME", help="member giving embeddings (its file stem)")
     b.add_argument("--name", help="ensemble name (default: the output folder's name)")
-    b.add_argument("--cache", type=Path, metavar="DIR",
-                   help="where the members' outputs on DIR are kept, so that building again with other "
-                   "weights, thresholds or stacking runs no model (default $XDG_CACHE_HOME/napari-hpa/members, "
-                   "~/.cache/napari-hpa/members when unset)")
-    b.add_argument("--no-cache", action="store_true", help="neither read nor keep the members' outputs")
+    _cache_options(b)
     batch_size_option(b, "ensemble build")
     quiet_option(b)
     provider_options(b, models=False)
     b.set_defaults(func=cmd_ensemble_build)
+
+    c = esub.add_parser(
+        "calibrate",
+        help="calibrate an ensemble's probabilities on labelled fields (and beyond its domain)",
+        description="Fit the temperature of ENSEMBLE's probabilities on the labelled fields of DIR "
+        "(least cross-entropy) and carry its thresholds over, so that labels within the domain do "
+        "not change; with --ood-fields, also how far fields out of the domain are pulled towards the "
+        "class frequencies. Writes the calibrated manifest to --out (members and domain record kept).",
+    )
+    c.add_argument("ensemble", type=Path, metavar="ENSEMBLE.json")
+    c.add_argument("data", type=Path, metavar="DIR", help="labelled fields of the ensemble's domain")
+    c.add_argument("--out", type=Path, required=True, help="the calibrated ensemble.json to write")
+    c.add_argument("--labels", type=Path, metavar="CSV", help="labels CSV (default DIR/labels.csv)")
+    c.add_argument("--ood-fields", type=Path, metavar="FIELDS", help=OOD_HELP)
+    _cache_options(c)
+    batch_size_option(c, "ensemble build")
+    quiet_option(c)
+    provider_options(c, models=False)
+    c.set_defaults(func=cmd_ensemble_calibrate)
