@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +64,7 @@ def class_colour(index: int) -> tuple[float, float, float]:
 
 
 _CLASS_OF_NAME = {c.name: c.index for c in CLASSES}
+_PALETTE = np.array([class_colour(c.index) for c in CLASSES])
 
 
 def ramp(values: np.ndarray) -> np.ndarray:
@@ -90,6 +91,20 @@ class FieldMap:
     outlier: np.ndarray  # [N] float32
     disagreement: np.ndarray  # [N] float32
     sources: dict[str, str]  # what was read: "embeddings", "map", "predictions", "labels", "session"
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def prepare(self) -> FieldMap:
+        """Work out the features and every colouring now (in a worker thread, say), so that
+        showing the map later only hands arrays over."""
+        self.features()
+        for by in COLOUR_BY:
+            self.colours(by)
+        return self
+
+    def _cached(self, key, make):
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
 
     @property
     def ids(self) -> list[str]:
@@ -101,7 +116,7 @@ class FieldMap:
     def features(self) -> dict[str, list | np.ndarray]:
         """The columns of the Points layer: id, predicted, labelled, verdict, review,
         disagreement and outlier (class lists as ``"0 Nucleoplasm, 25 Cytosol"``)."""
-        return {
+        return self._cached("features", lambda: {
             "id": list(self.ids),
             "predicted": [_names(s) for s in self.predicted],
             "labelled": [_names(s) for s in self.labelled],
@@ -109,26 +124,32 @@ class FieldMap:
             "review": list(self.review),
             "disagreement": np.round(self.disagreement, 3),
             "outlier": np.round(self.outlier, 3),
-        }
+        })
 
     def colour_values(self, by: str) -> list[str] | np.ndarray:
         """Per field, the value colouring ``by`` (a key of :data:`COLOUR_BY`) uses."""
         if by not in COLOUR_BY:
             raise ValueError(f"unknown colouring {by!r}; choose one of {', '.join(COLOUR_BY)}")
         if by in ("predicted", "labelled"):
-            return main_classes(getattr(self, by))
+            return self._cached(("values", by), lambda: main_classes(getattr(self, by)))
         if by in ("disagreement", "outlier"):
             return getattr(self, by)
         return list(getattr(self, by))
 
     def colours(self, by: str) -> np.ndarray:
         """``[N, 4]`` RGBA colours of the fields coloured ``by``."""
+        return self._cached(("colours", by), lambda: self._colours(by))
+
+    def _colours(self, by: str) -> np.ndarray:
         values = self.colour_values(by)
         if COLOUR_BY[by][1] == "value":
             rgb = ramp(values)
         else:
-            rgb = np.array([class_colour(_CLASS_OF_NAME[v]) if v in _CLASS_OF_NAME
-                            else CATEGORY_COLOURS.get(v, _DARK) for v in values])
+            names = sorted(set(values))
+            table = np.array([_PALETTE[_CLASS_OF_NAME[v]] if v in _CLASS_OF_NAME
+                              else CATEGORY_COLOURS.get(v, _DARK) for v in names]).reshape(-1, 3)
+            index = {v: i for i, v in enumerate(names)}
+            rgb = table[np.fromiter((index[v] for v in values), dtype=np.int64, count=len(values))]
         return np.concatenate([rgb.reshape(-1, 3), np.ones((len(self), 1))], axis=1).astype(np.float32)
 
     def legend(self, by: str, limit: int = 12) -> list[tuple[str, tuple[float, float, float], int]]:

@@ -163,9 +163,14 @@ class MapWidget(Container):
         session = None if review is None else review.session
         self.error = None
         self._pbar = progress(total=0, desc=f"Mapping {source.name}")
+        labels = _path(self.labels_edit.value)
+
+        def work() -> FieldMap:  # the colourings too, so that showing only hands arrays over
+            return load_field_map(source, labels=labels, session=session,
+                                  progress=self._bridge.said.emit).prepare()
+
         self._worker = create_worker(
-            load_field_map, source, labels=_path(self.labels_edit.value), session=session,
-            progress=self._bridge.said.emit, _start_thread=False,
+            work, _start_thread=False,
             _connect={"returned": self.show_map, "errored": self._on_error,
                       "finished": self._on_finished},
         )
@@ -211,7 +216,8 @@ class MapWidget(Container):
             layer.data = data
             layer.features = features
             layer.face_color = colours
-            layer.size = side / 70
+            if not np.allclose(layer.size, side / 70):  # each setting redraws every point
+                layer.size = side / 70
         else:
             # antialiasing 0: hard-edged discs, about half the drawing time of 20,000 points
             self.layer = self.viewer.add_points(
