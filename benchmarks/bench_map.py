@@ -61,6 +61,7 @@ def bench_dock(run: Path, method: str) -> None:
     from napari_hpa._qt.fieldmap import MapWidget
 
     viewer = napari.Viewer(show=True)
+    viewer.open_sample("napari-hpa", "synthetic_field")  # a field on screen, as when mapping its folder
     _pump(1.0)
     ticks = Ticks()
     widget = MapWidget(viewer, source=run / "embeddings.npz")
