@@ -71,3 +71,26 @@ def test_bench_map_runs():
     out = _run("bench_map.py", "--n", "300", "--dim", "16")
     assert "core: 300 fields mapped" in out and "laying out 300 fields" in out
     assert "map on screen" in out and "select the 500 strongest outliers" in out
+
+
+def test_make_ood_fields_writes_real_composites_and_permuted_sets(real_dir, tmp_path):
+    from napari_hpa.imageset import find_sets, read_set
+    from napari_hpa.synth import generate_dataset
+
+    generate_dataset(tmp_path / "s", 3, seed=1, size=64)
+    out = tmp_path / "ood"
+    text = _run("make_ood_fields.py", "--singles", str(real_dir / "kaggle_singles"), "--synth",
+                str(tmp_path / "s"), "--out", str(out), "--n-real", "2", "--n-perm", "3")
+    assert "2 real composites and 3 channel-permuted" in text
+    sets = {s.id: s for s in find_sets(out)}
+    assert sorted(sets) == ["perm-000", "perm-001", "perm-002", "real-000", "real-001"]
+    assert read_set(sets["real-000"]).data.shape == (4, 512, 512)
+    original = read_set(find_sets(tmp_path / "s")[0]).data
+    np.testing.assert_array_equal(read_set(sets["perm-000"]).data, original[[1, 2, 3, 0]])
+    assert _run_fails("make_ood_fields.py", "--out", str(out))  # never into a folder that exists
+
+
+def _run_fails(script: str, *args: str) -> bool:
+    out = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True,
+                         timeout=120, check=False)
+    return out.returncode != 0
