@@ -1,8 +1,9 @@
 """The HPA map dock: a whole folder at once, as a napari Points layer.
 
 A magicgui form over :func:`napari_hpa.fieldmap.load_field_map`: the embeddings of a
-``predict`` run (or a map CSV from ``napari-hpa map``), the image folder, an optional labels
-CSV and the colouring.  The map is computed in a worker thread (progress in napari's activity
+``predict`` run (or a map CSV from ``napari-hpa map``; or, with none, the image folder is
+predicted first with the chosen ensemble, :func:`napari_hpa.folder.predict_folder`), the
+image folder, an optional labels CSV and the colouring.  The map is computed in a worker thread (progress in napari's activity
 dock and here) and shown as one Points layer, ``HPA map``, placed left of the image (the
 image sets start at the origin), so field and map sit side by side.  Each point carries the
 field's id, predicted and labelled classes, domain verdict, review state, disagreement and
@@ -21,9 +22,10 @@ import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton, SpinBox
 from qtpy.QtCore import QObject, Signal
 
+from ..bundled import default_ensemble_path
 from ..errors import HPAError
 from ..fieldmap import COLOUR_BY, FieldMap, load_field_map
-from ..folder import OUTPUT_NAMES, PREDICTIONS_FOLDER
+from ..folder import OUTPUT_NAMES, PREDICTIONS_FOLDER, default_output, predict_folder
 
 LAYER_NAME = "HPA map"
 LEGEND_COLUMNS = 2
@@ -57,6 +59,10 @@ class MapWidget(Container):
                                     "read from the same folder")
         self.images_edit = FileEdit(label="images", mode="d")
         self.images_edit.tooltip = "the folder of image sets (clicking a point opens its field)"
+        self.models_edit = FileEdit(label="ensemble", mode="r", filter="Ensembles (*.json *.onnx)",
+                                    value=str(default_ensemble_path()))
+        self.models_edit.tooltip = ("with an image folder and no embeddings: the ensemble that "
+                                    "predicts the folder first (into its 'predictions' folder)")
         self.labels_edit = FileEdit(label="labels", mode="r", filter="CSV (*.csv)")
         self.labels_edit.tooltip = "optional labels CSV (Id,Target); an open review session wins"
         self.colour_combo = ComboBox(label="colour by",
@@ -70,7 +76,7 @@ class MapWidget(Container):
         self.legend = Label(value="")
         self.status = Label(value="")
         self.extend([
-            self.source_edit, self.images_edit, self.labels_edit,
+            self.source_edit, self.images_edit, self.models_edit, self.labels_edit,
             Container(layout="horizontal", labels=False, widgets=[self.colour_combo, self.map_button]),
             Container(layout="horizontal", labels=False,
                       widgets=[self.select_button, self.count_spin, self.select_combo]),
@@ -95,6 +101,7 @@ class MapWidget(Container):
         self.opened: list[str] = []  # ids opened by clicking, latest last
         # First imports hold the GIL for up to seconds: take them now, not in the worker,
         # where they would freeze the viewer (as the other docks do).
+        import onnxruntime  # noqa: F401  (predicting a folder first)
         from sklearn.decomposition import PCA  # noqa: F401
 
         from ..review import QueueFilter  # noqa: F401
@@ -151,10 +158,10 @@ class MapWidget(Container):
         """Read or lay out the map in a worker thread, then show it."""
         if self.busy:
             return
-        source = _path(self.source_edit.value)
-        if source is None:
-            self._say("choose the embeddings (a predict run's embeddings.npz) or a map CSV first",
-                      error=True)
+        source, images = _path(self.source_edit.value), _path(self.images_edit.value)
+        if source is None and images is None:
+            self._say("choose the embeddings (a predict run's embeddings.npz), a map CSV, or the "
+                      "image folder to predict first", error=True)
             return
         from napari.qt.threading import create_worker
         from napari.utils import progress
@@ -162,12 +169,18 @@ class MapWidget(Container):
         review = self._session()
         session = None if review is None else review.session
         self.error = None
-        self._pbar = progress(total=0, desc=f"Mapping {source.name}")
-        labels = _path(self.labels_edit.value)
+        self._pbar = progress(total=0, desc=f"Mapping {(source or images).name}")
+        labels, models = _path(self.labels_edit.value), _path(self.models_edit.value)
+        say = self._bridge.said.emit
 
         def work() -> FieldMap:  # the colourings too, so that showing only hands arrays over
-            return load_field_map(source, labels=labels, session=session,
-                                  progress=self._bridge.said.emit).prepare()
+            run = source
+            if run is None:  # a folder and an ensemble: predict it first, with embeddings
+                out = default_output(images)
+                predict_folder(images, out, models=models, embeddings=True,
+                               progress=lambda done, total: say(f"predicting {done} / {total} sets"))
+                run = out / OUTPUT_NAMES["embeddings"]
+            return load_field_map(run, labels=labels, session=session, progress=say).prepare()
 
         self._worker = create_worker(
             work, _start_thread=False,

@@ -164,3 +164,22 @@ def test_view_with_map_docks_and_shows_it(run, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "napari_hpa.cli", "view", str(bare), "--map"],
                           capture_output=True, text=True, timeout=300, env=dict(os.environ))
     assert proc.returncode == 2 and "predict with --embeddings" in proc.stderr
+
+
+def test_a_folder_and_an_ensemble_are_predicted_then_mapped(make_napari_viewer, qtbot, tmp_path):
+    from onnx_toys import make_toy
+
+    folder = tmp_path / "sets"
+    for n, image_id in enumerate(IDS):
+        write_channel_files(folder, image_id, random_set((40, 40), seed=n))
+    toy = make_toy(tmp_path / "toy.onnx", size=16, grid=4, emb_dim=8)
+    viewer = make_napari_viewer(show=True)
+    widget = MapWidget(viewer)
+    widget.images_edit.value = str(folder)
+    widget.models_edit.value = str(toy.path)
+    widget.compute()
+    qtbot.waitUntil(lambda: not widget.busy and (widget.layer is not None or widget.error), timeout=WAIT)
+    assert widget.error is None, widget.status.value
+    assert (folder / "predictions" / "embeddings.npz").is_file()
+    assert sorted(widget.field_map.ids) == IDS and all(widget.field_map.predicted)
+    assert widget.field_map.sources["predictions"] == str(folder / "predictions")
