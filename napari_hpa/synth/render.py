@@ -250,7 +250,7 @@ def _render(rng, size, labels, ab, version=2):
     if v3:
         scales = render3.scales(rng, ab["gain"])
         green_lo *= scales[1]
-        mt = render3.radial_mt(rng, lay, S, tex)
+        mt = render3.microtubules(rng, lay, S, tex)
         er = np.float32(0.22) + np.float32(0.2) * _crop(tex["er3"], S, S, rng) + np.float32(0.6) * _crop(
             tex["er"], S, S, rng)
         mot = _crop(tex["mot3"], S, S, rng)
