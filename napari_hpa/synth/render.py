@@ -253,7 +253,7 @@ def _render(rng, size, labels, ab, version=2):
         mt = render3.microtubules(rng, lay, S, tex)
         er = np.float32(0.22) + np.float32(0.2) * _crop(tex["er3"], S, S, rng) + np.float32(0.6) * _crop(
             tex["er"], S, S, rng)
-        mot = _crop(tex["mot3"], S, S, rng)
+        mot = render3.chromatin(rng, tex, S)
     else:
         levels = rng.uniform(0.75, 1.1, 4).astype(np.float32)
         scales = np.float32([210, 125 * ab["gain"], 115, 150]) * levels
@@ -279,6 +279,7 @@ def _render(rng, size, labels, ab, version=2):
         channels[1] += _up(env * g_grn * (amp * scales[1] * 1.5), S) * t
     if v3:
         channels[1] *= _crop(tex["grain3"], S, S, rng)
+        render3.expose(rng, channels[2])
     # masks
     masks = np.zeros((NUM_CLASSES, S, S), bool)
     up_mask = (lambda m: m.repeat(2, 0).repeat(2, 1)) if S == 2 * r else (lambda m: _up_mask(m, S))  # noqa: E731
