@@ -278,6 +278,7 @@ def _render(rng, size, labels, ab, version=2):
         full[c] = _up(env, S) * t
         channels[1] += _up(env * g_grn * (amp * scales[1] * 1.5), S) * t
     if v3:
+        channels[1] += _up(render3.diffuse(rng, lay, edge_fade) * g_grn * scales[1], S) * _crop(tex["er3"], S, S, rng)
         channels[1] *= _crop(tex["grain3"], S, S, rng)
         render3.expose(rng, channels[2])
     # masks
