@@ -91,18 +91,33 @@ def test_version_recorded(tmp_path):
         (tmp_path / "c" / "synth_1_000001_green.png").read_bytes()
 
 
-def test_v3_nuclei_bigger_and_brightness_spread_wider():
+def test_v3_realism_figures():
     """On a few 512-px fields: v3's median nucleus area lies in the real band
-    (about 1,500-2,300 px), v2's below it; v3's green brightness varies more
-    from field to field."""
+    (real median about 1,600 px, p10-p90 about 400-2,600), above v2's; v3's green
+    brightness and red coverage (cell density) vary more from field to field;
+    v3's blue rarely saturates (real: about one field in fifteen has p99 at the
+    top); v3's nuclei are more lobed (lower solidity) than v2's; the red
+    channel's orientation coherence lies in the real band (p10-p90 about
+    0.29-0.48)."""
     rs = _stats()
-    area = {2: [], 3: []}
-    green = {2: [], 3: []}
+    stat = {v: {k: [] for k in ("area", "solid", "green", "cov", "p99", "coh")} for v in (2, 3)}
     for v in (2, 3):
         for i in range(8):
             f = synth.generate_field(np.random.SeedSequence(5, spawn_key=(0, i)), 512, version=v)
-            area[v].append(rs.nuclei(f.image[2] / 255.0)["nuc_area"])
-            green[v].append(float(f.image[1].mean()) + 0.5)
-    assert 1300 < np.median(area[3]) < 2400
-    assert np.median(area[2]) < 1300
-    assert np.std(np.log(green[3])) > np.std(np.log(green[2]))
+            nuc = rs.nuclei(f.image[2] / 255.0)
+            red = rs.channel_stats(f.image[0] / 255.0, "red")
+            s = stat[v]
+            s["area"].append(nuc["nuc_area"])
+            s["solid"].append(nuc["nuc_solidity"])
+            s["green"].append(float(f.image[1].mean()) + 0.5)
+            s["cov"].append(red["coverage"])
+            s["coh"].append(red["coherence"])
+            s["p99"].append(float(np.percentile(f.image[2], 99)) / 255.0)
+    s2, s3 = stat[2], stat[3]
+    assert 1000 < np.median(s3["area"]) < 2400
+    assert np.median(s2["area"]) < np.median(s3["area"])
+    assert np.std(np.log(s3["green"])) > np.std(np.log(s2["green"]))
+    assert np.std(s3["cov"]) > np.std(s2["cov"])
+    assert np.median(s3["solid"]) < np.median(s2["solid"])
+    assert sum(p >= 0.98 for p in s3["p99"]) <= 1
+    assert 0.29 < np.median(s3["coh"]) < 0.48

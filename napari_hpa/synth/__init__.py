@@ -78,9 +78,11 @@ generator v3 draws differently), ``masks`` (mask files), ``dataset``
 
 Versions: everything above describes generator v2, the default (``version=2``;
 its output is byte-identical to what the shipped models were trained on).
-``version=3`` is opt-in: fewer, bigger cells with ruffled edges, bigger lobed
-nuclei, radiating microtubules, granular ER, a grainy protein channel and
-per-field log-normal channel gains (see :mod:`.render3`).
+``version=3`` is opt-in: fewer, bigger cells with ruffled edges and a confluence
+that varies per field, bigger lobed nuclei, microtubules traced as long wavy
+filaments, granular ER, a grainy protein channel over a weak diffuse background
+and per-field log-normal channel gains, blue's kept mostly below saturation
+(see :mod:`.render3`).
 This package re-exports their public names.
 """
 

@@ -126,11 +126,16 @@ class _Layout:
 def _place_cells(rng, r, px, want_pair, want_mitotic, v3=False):
     # v3: fewer, bigger and more spread cells (nuclei ~1,500-2,300 px at 512,
     # a field-wide size factor), packed closer, reaching over the border
-    lo_n, hi_n = (11, 25) if v3 else (17, 30)
-    n_target = int(rng.integers(lo_n, hi_n) * (r / (512 * px)) ** 2 + 0.5)
-    n_target = max(n_target, 1)
-    dense = rng.uniform(1.0, 1.45) if v3 else rng.uniform(0.9, 1.2)
-    fs = rng.uniform(0.85, 1.15) if v3 else 1.0
+    if v3:  # confluence varies per field: from a few scattered cells to a packed field
+        conf = rng.uniform(0, 1)
+        fs = rng.uniform(0.7, 1.15)
+        n_want = (5 + 25 * conf) * rng.uniform(0.85, 1.2) / fs**2
+        dense = rng.uniform(0.85, 1.05) + 0.45 * conf
+    else:
+        n_want = rng.integers(17, 30)
+        dense = rng.uniform(0.9, 1.2)
+        fs = 1.0
+    n_target = max(int(n_want * (r / (512 * px)) ** 2 + 0.5), 1)
     a_lo, a_hi, ab_lo, ab_hi = (23, 33, 0.55, 0.85) if v3 else (18, 29, 0.55, 0.85)
     w_lo, w_hi = (26, 44) if v3 else (18, 30)
     reach = 0.0 if v3 else 0.03
@@ -188,7 +193,12 @@ def _place_cells(rng, r, px, want_pair, want_mitotic, v3=False):
     arr = {k: np.asarray(v, np.float64) for k, v in cols.items()}
     kind = arr["kind"].astype(np.int64)
     # v3: lobed / kidney-shaped nuclei (stronger 2nd and 3rd harmonics)
-    nh_amp = rng.uniform(0, 1, (n, 2)) * np.array([0.1, 0.13]) if v3 else rng.uniform(0, 0.06, (n, 2))
+    if v3:  # about a third clearly lobed or kidney-shaped
+        nh_amp = rng.uniform(0, 1, (n, 2)) * np.array([0.1, 0.13])
+        lobed = rng.random(n) < 0.35
+        nh_amp[lobed] = rng.uniform(0.08, 0.2, (int(lobed.sum()), 2))
+    else:
+        nh_amp = rng.uniform(0, 0.06, (n, 2))
     nh = np.stack([nh_amp, rng.uniform(0, 2 * np.pi, (n, 2))], -1)
     # cytoplasm harmonics: k=1 offsets the nucleus, k=2 (along the nucleus'
     # long axis) elongates the cell (aspect 1.5-3, some spindle-shaped), k=3/4

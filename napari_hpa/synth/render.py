@@ -251,10 +251,10 @@ def _render(rng, size, labels, ab, version=2):
     if v3:
         scales = render3.scales(rng, ab["gain"])
         green_lo *= scales[1]
-        mt = render3.radial_mt(rng, lay, S, tex)
+        mt = render3.microtubules(rng, lay, S, tex)
         er = np.float32(0.22) + np.float32(0.2) * _crop(tex["er3"], S, S, rng) + np.float32(0.6) * _crop(
             tex["er"], S, S, rng)
-        mot = _crop(tex["mot3"], S, S, rng)
+        mot = render3.chromatin(rng, tex, S)
     else:
         levels = rng.uniform(0.75, 1.1, 4).astype(np.float32)
         scales = np.float32([210, 125 * ab["gain"], 115, 150]) * levels
@@ -279,7 +279,9 @@ def _render(rng, size, labels, ab, version=2):
         full[c] = _up(env, S) * t
         channels[1] += _up(env * g_grn * (amp * scales[1] * 1.5), S) * t
     if v3:
+        channels[1] += _up(render3.diffuse(rng, lay, edge_fade) * g_grn * scales[1], S) * _crop(tex["er3"], S, S, rng)
         channels[1] *= _crop(tex["grain3"], S, S, rng)
+        render3.expose(rng, channels[2])
     # masks
     masks = np.zeros((NUM_CLASSES, S, S), bool)
     up_mask = (lambda m: m.repeat(2, 0).repeat(2, 1)) if S == 2 * r else (lambda m: _up_mask(m, S))  # noqa: E731
