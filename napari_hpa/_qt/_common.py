@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QLabel, QSizePolicy
 
 ERROR_STYLE = "color: #ff6b6b;"
+
+
+def path_value(value) -> Path | None:
+    """A magicgui file field's value as a path; None when it is empty (magicgui gives ".")."""
+    text = str(value or "").strip()
+    return None if text in ("", ".") else Path(text)
 
 
 class ErrorLabel(QLabel):

@@ -26,6 +26,7 @@ from ..bundled import default_ensemble_path
 from ..errors import HPAError
 from ..fieldmap import COLOUR_BY, FieldMap, load_field_map
 from ..folder import OUTPUT_NAMES, PREDICTIONS_FOLDER, default_output, predict_folder
+from ._common import ERROR_STYLE, path_value
 
 LAYER_NAME = "HPA map"
 LEGEND_COLUMNS = 2
@@ -35,11 +36,6 @@ DEFAULT_SIDE, GAP = 512.0, 0.08
 
 class _Bridge(QObject):
     said = Signal(str)
-
-
-def _path(value) -> Path | None:
-    text = str(value or "").strip()
-    return None if text in ("", ".") else Path(text)
 
 
 def _short(name: str, width: int = 18) -> str:
@@ -126,8 +122,8 @@ class MapWidget(Container):
         return None
 
     def _source_changed(self, value) -> None:
-        source = _path(value)
-        if source is None or _path(self.images_edit.value) is not None:
+        source = path_value(value)
+        if source is None or path_value(self.images_edit.value) is not None:
             return
         run = source if source.is_dir() else source.parent
         for folder in (run.parent, run):  # predict's default run folder sits in the image folder
@@ -158,7 +154,7 @@ class MapWidget(Container):
         """Read or lay out the map in a worker thread, then show it."""
         if self.busy:
             return
-        source, images = _path(self.source_edit.value), _path(self.images_edit.value)
+        source, images = path_value(self.source_edit.value), path_value(self.images_edit.value)
         if source is None and images is None:
             self._say("choose the embeddings (a predict run's embeddings.npz), a map CSV, or the "
                       "image folder to predict first", error=True)
@@ -170,7 +166,7 @@ class MapWidget(Container):
         session = None if review is None else review.session
         self.error = None
         self._pbar = progress(total=0, desc=f"Mapping {(source or images).name}")
-        labels, models = _path(self.labels_edit.value), _path(self.models_edit.value)
+        labels, models = path_value(self.labels_edit.value), path_value(self.models_edit.value)
         say = self._bridge.said.emit
 
         def work() -> FieldMap:  # the colourings too, so that showing only hands arrays over
@@ -276,7 +272,7 @@ class MapWidget(Container):
         """Show field ``image_id`` in the viewer through the folder dock."""
         from .folder import show_folder
 
-        images = _path(self.images_edit.value)
+        images = path_value(self.images_edit.value)
         if images is None:
             self._say(f"{image_id}: choose the image folder to open fields", error=True)
             return False
@@ -335,6 +331,6 @@ class MapWidget(Container):
 
     def _say(self, text: str, error: bool = False) -> None:
         self.status.value = text
-        self.status.native.setStyleSheet("color: #ff6b6b;" if error else "")
+        self.status.native.setStyleSheet(ERROR_STYLE if error else "")
         if self._pbar is not None and not error:
             self._pbar.set_description(text)

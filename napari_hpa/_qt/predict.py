@@ -21,6 +21,7 @@ from ..bundled import default_ensemble_path
 from ..engine.tta import TTA_MODES
 from ..errors import HPAError
 from ..folder import default_output, predict_folder
+from ._common import ERROR_STYLE, path_value
 
 ENSEMBLE_TTA = "ensemble's own"
 
@@ -29,11 +30,6 @@ class _Bridge(QObject):
     """Carries the worker thread's progress to the GUI thread (a queued signal)."""
 
     progressed = Signal(int, int)
-
-
-def _path(value) -> Path | None:
-    text = str(value or "").strip()
-    return None if text in ("", ".") else Path(text)
 
 
 class PredictWidget(Container):
@@ -99,10 +95,10 @@ class PredictWidget(Container):
         return folders[-1] if folders else None
 
     def _folder_changed(self, value) -> None:
-        folder = _path(value)
+        folder = path_value(value)
         if folder is None:
             return
-        out = _path(self.out_edit.value)
+        out = path_value(self.out_edit.value)
         if out is None or out == self._default_out:
             self._default_out = default_output(folder)
             self.out_edit.value = str(self._default_out)
@@ -117,11 +113,11 @@ class PredictWidget(Container):
         """Start predicting (a second call while a run is going does nothing)."""
         if self.busy:
             return
-        folder = _path(self.folder_edit.value)
+        folder = path_value(self.folder_edit.value)
         if folder is None:
             self._say("choose the folder of image sets first", error=True)
             return
-        out = _path(self.out_edit.value) or default_output(folder)
+        out = path_value(self.out_edit.value) or default_output(folder)
         tta = None if self.tta_combo.value == ENSEMBLE_TTA else self.tta_combo.value
         from napari.qt.threading import create_worker
         from napari.utils import progress
@@ -133,7 +129,7 @@ class PredictWidget(Container):
         self.output_folder = out
         self._pbar = progress(total=None, desc=f"Predicting {folder.name}")
         worker = create_worker(
-            predict_folder, folder, out, models=_path(self.models_edit.value), tta=tta,
+            predict_folder, folder, out, models=path_value(self.models_edit.value), tta=tta,
             probs=self.probs_check.value, attention=self.attention_check.value,
             embeddings=self.embeddings_check.value, domain=self.domain_check.value,
             resume=self.resume_check.value, progress=self._bridge.progressed.emit,
@@ -192,8 +188,8 @@ class PredictWidget(Container):
     def _show_results(self) -> None:
         from .folder import show_folder
 
-        show_folder(self.viewer, _path(self.folder_edit.value), predictions=self.output_folder)
+        show_folder(self.viewer, path_value(self.folder_edit.value), predictions=self.output_folder)
 
     def _say(self, text: str, error: bool = False) -> None:
         self.status.value = text
-        self.status.native.setStyleSheet("color: #ff6b6b;" if error else "")
+        self.status.native.setStyleSheet(ERROR_STYLE if error else "")
