@@ -426,7 +426,7 @@ def calibrate_ensemble(
     temperature = fit_temperature(col.probs, col.y_true)
     thresholds = np.asarray(ens.thresholds, dtype=np.float64)
     spec.thresholds = tuple(float(t) for t in sigmoid(logit(thresholds) / temperature))
-    spec.calibration = Calibration(temperature, None, _prior(col))
+    spec.calibration = Calibration(temperature, None, _prior(col, spec.thresholds))
     out = Path(out)
     if spec.domain is not None and spec.domain.parent.resolve() != out.parent.resolve():
         with file_errors(out, writing=True):  # an ensemble folder holds every file it names
@@ -438,9 +438,12 @@ def calibrate_ensemble(
     return path, spec.calibration
 
 
-def _prior(col: Collected) -> tuple[float, ...]:
-    """Each class's frequency on the validation fields (kept within 0.001-0.5)."""
-    return tuple(float(v) for v in np.clip(col.y_true.mean(axis=0), 1e-3, 0.5))
+def _prior(col: Collected, thresholds) -> tuple[float, ...]:
+    """What fields out of the domain are pulled towards: each class's frequency on the
+    validation fields, or half its threshold when that is lower (so that a field the models
+    cannot judge gets no label but its top class), kept within 0.001-0.5."""
+    freq = col.y_true.mean(axis=0)
+    return tuple(float(v) for v in np.clip(np.minimum(freq, np.asarray(thresholds) / 2), 1e-3, 0.5))
 
 
 def _calibrate_beyond(spec, path: Path, col: Collected, temperature: float, ood_fields,
@@ -448,7 +451,7 @@ def _calibrate_beyond(spec, path: Path, col: Collected, temperature: float, ood_
     """Fit the out-of-domain calibration on ``ood_fields`` and write the manifest again."""
     from .engine.manifest import Calibration
 
-    prior = _prior(col)
+    prior = _prior(col, spec.thresholds)
     spec.calibration = Calibration(temperature, _out_of_domain_temperature(
         path, ood_fields, prior, spec.tta, batch_size, request), prior)
     return write_with_domain(spec, path, domain)

@@ -105,6 +105,8 @@ def test_build_calibrates_and_tempers_fields_out_of_the_domain(folders, tmp_path
     np.testing.assert_allclose(calibrated.probs, spec.calibration.apply(uncalibrated.probs, calibrated.verdicts),
                                atol=1e-5)
     assert np.quantile(calibrated.probs[out].max(axis=1), 0.99) <= 0.9 + 1e-4
+    # a field the models cannot judge gets no label from the pull: the prior is below every threshold
+    assert (np.asarray(spec.calibration.prior) <= np.asarray(spec.thresholds) / 2 + 1e-6).all()
     # out of the domain, each class lies between its in-domain calibrated value and its prior
     prior = np.broadcast_to(np.asarray(spec.calibration.prior), calibrated.probs[out].shape)
     within = temper(uncalibrated.probs[out], spec.calibration.temperature)

@@ -63,15 +63,16 @@ class Stacking:
 class Calibration:
     """How the ensemble's probabilities are calibrated.  Every field's logits are divided by
     ``temperature`` (fitted on the validation fields: calibration within the domain).  A field
-    out of the domain is also pulled towards ``prior`` (the classes' frequencies on the
-    validation fields): ``logit(prior) + (z - logit(prior)) / (out_of_domain * max(1, domain
-    score))``, so that a field unlike the training data is never answered with the confidence
-    of one like it, and what the model cannot judge falls back to how common a class is rather
-    than to 0.5 (``out_of_domain`` None: not for those fields either)."""
+    out of the domain is also pulled towards ``prior`` (each class's frequency on the
+    validation fields, or half its threshold when lower): ``logit(prior) + (z - logit(prior)) /
+    (out_of_domain * max(1, domain score))``, so that a field unlike the training data is never
+    answered with the confidence of one like it, and what the models cannot judge falls back
+    below the thresholds rather than to p 0.5 (``out_of_domain`` None: not for those fields
+    either)."""
 
     temperature: float = 1.0
     out_of_domain: float | None = None
-    prior: tuple[float, ...] | None = None  # [28] class frequencies; None: pull towards p 0.5
+    prior: tuple[float, ...] | None = None  # [28] where to pull towards; None: p 0.5
 
     def ood_factors(self, verdicts) -> np.ndarray:
         """How much each field's logits are pulled towards the prior (1: not at all)."""
