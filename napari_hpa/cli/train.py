@@ -77,9 +77,10 @@ def add_parsers(sub) -> None:
                    "do not learn labels they cannot see")
     p.add_argument("--domain-rand", choices=DOMAIN_RAND, default="none",
                    help="randomise training inputs' intensities so that a model meets real fields' spread: "
-                   "per-channel and field-wide gain, gamma, background offset, blur and noise (default: "
-                   "ranges fitted to real HPA fields; strong: wider, and wider scale jitter; none, the default: "
-                   "no randomisation). Masks and targets are unchanged; validation and export see plain inputs")
+                   "per-channel and field-wide gain, gamma, background offset, blur and noise. Levels: 'default' "
+                   "(ranges fitted to real HPA fields), 'strong' (wider, and wider scale jitter), 'none' (no "
+                   "randomisation; used when the option is left out). Masks and targets are unchanged; "
+                   "validation and export see plain inputs; see docs/training.md")
     p.add_argument("--epochs", type=int, default=10, help="epochs in all (default 10)")
     p.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder")
     p.add_argument("--folds", type=int, default=0, metavar="K",
