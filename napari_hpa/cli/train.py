@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import TrainingError
-from ..train import CROP_TARGETS, FIXED_ARCHS, LOSSES, MAP_WEIGHT
+from ..train import CROP_TARGETS, DOMAIN_RAND, FIXED_ARCHS, LOSSES, MAP_WEIGHT
 from .options import batch_size_option, quiet_option, renamed
 
 ARCH_HELP = f"{', '.join(FIXED_ARCHS)}, or timm:NAME (any timm backbone)"
@@ -28,7 +28,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(
         data=str(args.data), labels=None if args.labels is None else str(args.labels), arch=args.arch,
-        size=args.size, crop=args.crop, crop_targets=args.crop_targets, epochs=args.epochs, out=str(args.out),
+        size=args.size, crop=args.crop, crop_targets=args.crop_targets,
+        domain_rand=args.domain_rand, epochs=args.epochs, out=str(args.out),
         folds=args.folds, fold=args.fold,
         val_data=None if args.val_data is None else str(args.val_data), val_every=args.val_every, loss=args.loss,
         batch_size=args.batch_size, lr=args.lr, resume=args.resume, seed=args.seed, threads=args.threads,
@@ -74,6 +75,12 @@ def add_parsers(sub) -> None:
                    "default), or those of its labelled classes whose ground-truth mask (DIR/masks/ID.npz, "
                    "written by napari-hpa synth) reaches into the window (masks), so that small windows "
                    "do not learn labels they cannot see")
+    p.add_argument("--domain-rand", choices=DOMAIN_RAND, default="none",
+                   help="randomise training inputs' intensities so that a model meets real fields' spread: "
+                   "per-channel and field-wide gain, gamma, background offset, blur and noise. Levels: 'default' "
+                   "(ranges fitted to real HPA fields), 'strong' (wider, and wider scale jitter), 'none' (no "
+                   "randomisation; used when the option is left out). Masks and targets are unchanged; "
+                   "validation and export see plain inputs; see docs/training.md")
     p.add_argument("--epochs", type=int, default=10, help="epochs in all (default 10)")
     p.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder")
     p.add_argument("--folds", type=int, default=0, metavar="K",

@@ -6,6 +6,7 @@ heavy imports so that ``napari-hpa --help`` stays fast; import the submodules:
 * :mod:`.models`  -- ``build_model(arch, in_chans=4, num_classes=28, pretrained=None, **kw)``
 * :mod:`.losses`  -- focal, symmetric Lovasz hinge, hard-negative BCE, their combination, weighted BCE
 * :mod:`.data`    -- data folder + labels CSV, D4 / random-scale-crop augmentation, stratified folds
+* :mod:`.randomise` -- domain randomisation of training inputs (gain, gamma, offset, blur, noise)
 * :mod:`.loop`    -- the training loop (checkpoints, resume, ``config.json``, ``log.csv``)
 * :mod:`.export`  -- ONNX export meeting the model contract, parity check, int8 quantisation
 
@@ -20,4 +21,6 @@ ARCHS = (*FIXED_ARCHS, "timm:NAME")
 LOSSES = ("combo", "focal", "lovasz", "hardneg", "bce", "wbce")
 #: What a training window (``--crop``) learns to predict (see :mod:`.data`); ``image`` is the default.
 CROP_TARGETS = ("image", "masks")
+#: ``--domain-rand`` levels (see :mod:`.randomise`, whose ``PROFILES`` they name); ``none`` is the default.
+DOMAIN_RAND = ("none", "default", "strong")
 MAP_WEIGHT = 5.0  # dual-resnet34: attention-map BCE weight (the 4th place's)

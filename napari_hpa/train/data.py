@@ -10,7 +10,8 @@ at the training size, and augments it with a random D4 transform (the
 random scale crop (a square of 70-100 % of the side, resized back).  With ``crop``,
 training sees random ``crop``-pixel windows of the ``size`` input at its own scale, so a
 model learns the detail of a larger input for the cost of a smaller one; validation and
-export use the whole input.
+export use the whole input.  ``domain_rand`` (``--domain-rand``, :mod:`.randomise`) then randomises
+the training input's intensities (gain, gamma, offset, blur, noise) from the same generator.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..dataset import describe_data  # noqa: F401
 from ..dataset import load_labelled as load_data  # noqa: F401
 from ..errors import TrainingError
 from ..imageset import read_set, to_model_input
+from .randomise import profile, randomise
 
 
 def make_folds(targets: np.ndarray, k: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -80,7 +82,7 @@ def random_scale_crop(x: np.ndarray, rng: np.random.Generator, lo: float = 0.7, 
 
 
 def augment(x: np.ndarray, rng: np.random.Generator, scale_p: float = 0.5, crop: int | None = None,
-            window: list | None = None) -> np.ndarray:
+            window: list | None = None, scale_lo: float = 0.7) -> np.ndarray:
     """Random scale crop (probability ``scale_p``), then a random D4 transform.
 
     ``crop``: return a random ``crop`` x ``crop`` window instead of the whole side (with the
@@ -88,7 +90,7 @@ def augment(x: np.ndarray, rng: np.random.Generator, scale_p: float = 0.5, crop:
     of the input that the result shows (the whole input when nothing was cropped).
     """
     if rng.random() < scale_p:
-        x = random_scale_crop(x, rng, out=crop, window=window)
+        x = random_scale_crop(x, rng, lo=scale_lo, out=crop, window=window)
     elif crop:
         x = random_scale_crop(x, rng, lo=1.0, out=crop, window=window)
     elif window is not None:
@@ -151,7 +153,8 @@ class HPADataset(_torch_dataset_base()):
     "antibody": int, "index": int}``."""
 
     def __init__(self, spec: DataSpec, indices, size: int, augment: bool = False, seed: int = 0,
-                 cache: bool = True, crop: int | None = None, crop_targets: str = "image"):
+                 cache: bool = True, crop: int | None = None, crop_targets: str = "image",
+                 domain_rand: str = "none"):
         self.spec = spec
         self.indices = np.asarray(indices, dtype=np.int64)
         self.size = int(size)
@@ -159,6 +162,7 @@ class HPADataset(_torch_dataset_base()):
         self.crop = crop  # training windows of crop x crop (augment only)
         self.crop_targets = crop_targets  # "masks": a window's targets are the classes whose mask reaches into it
         self.grids: dict[int, np.ndarray] = {}
+        self.domain_rand = profile(domain_rand)  # intensity randomisation after the geometric augmentation
         self.seed = seed
         self.epoch = 0
         self.ab = spec.antibody_ids
@@ -205,7 +209,11 @@ class HPADataset(_torch_dataset_base()):
         if self.augment:
             rng = np.random.default_rng((self.seed, self.epoch, i))
             window: list = []
-            x = augment(x, rng, crop=self.crop, window=window)
+            dr = self.domain_rand
+            if dr is None:
+                x = augment(x, rng, crop=self.crop, window=window)
+            else:
+                x = randomise(augment(x, rng, dr.scale_p, self.crop, window, dr.scale_lo), rng, dr)
             if self.crop_targets == "masks":
                 target = window_targets(target, np.flatnonzero(target), self.grid(i), window[0])
         return {

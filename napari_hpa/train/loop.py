@@ -45,6 +45,7 @@ from .data import DataSpec, HPADataset, check_masks, describe_data, load_data, m
 from . import CROP_TARGETS, MAP_WEIGHT
 from .losses import LOSSES, make_criterion, pos_weights
 from .models import build_model, check_arch
+from .randomise import profile
 
 CHECKPOINT_VERSION = 1
 LOG_HEADER = ["epoch", "train_loss", "val_loss", "val_macro_f1", "seconds"]
@@ -58,6 +59,7 @@ class TrainConfig:
     size: int = 256
     crop: int | None = None  # train on random crop x crop windows of the size input
     crop_targets: str = "image"  # "masks": a window's targets are the labelled classes whose mask reaches into it
+    domain_rand: str = "none"  # intensity randomisation of training inputs (train.randomise.PROFILES)
     epochs: int = 10
     labels: str | None = None
     folds: int = 0
@@ -178,6 +180,7 @@ def validate_inputs(cfg: TrainConfig):
         raise TrainingError(f"--crop must be between 32 and --size {cfg.size} (got {cfg.crop})")
     if cfg.crop_targets not in CROP_TARGETS:
         raise TrainingError(f"unknown --crop-targets {cfg.crop_targets!r}; choose one of {', '.join(CROP_TARGETS)}")
+    profile(cfg.domain_rand)  # an unknown level: a clear error
     if cfg.crop_targets == "masks" and cfg.crop is None:
         raise TrainingError("--crop-targets masks needs --crop (without a crop every window is the whole image)")
     if cfg.epochs < 1 or cfg.batch_size < 1:
@@ -317,7 +320,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     pw = pos_weights(torch.from_numpy(spec.targets[tr_idx]))
     criterion = make_criterion(cfg.arch, cfg.loss, pw, model, cfg.map_weight)
     train_ds = HPADataset(spec, tr_idx, cfg.size, augment=True, seed=cfg.seed, cache=cfg.cache, crop=cfg.crop,
-                          crop_targets=cfg.crop_targets)
+                          crop_targets=cfg.crop_targets, domain_rand=cfg.domain_rand)
     train_loader, train_sampler = _loader(train_ds, cfg, True, cfg.seed)
     val_loader = None
     if val_spec is not None and len(va_idx):
