@@ -63,6 +63,11 @@ def collect_info(models: Path | None = None, device_id: int = 0) -> dict:
                 "computed_from": ensemble.domain.description,
                 "features_from": ensemble.domain.features_from,
             },
+            "calibration": None if ensemble.spec.calibration is None else {
+                "temperature": ensemble.spec.calibration.temperature,
+                "out_of_domain": ensemble.spec.calibration.out_of_domain,
+                "words": ensemble.spec.calibration.words,
+            },
             "members": [
                 {
                     "name": m.name,
@@ -106,6 +111,8 @@ def format_info(info: dict) -> str:
             f"  domain record: {dom['computed_from']} ({dom['file']})" if dom else
             "  domain record: none (every field's domain is unknown; add one with 'napari-hpa models domain')"
         )
+        if ens.get("calibration"):
+            lines.append(f"  calibration: {ens['calibration']['words']}")
         for m in ens["members"]:
             extras = []
             if m["attention"]:

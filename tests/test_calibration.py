@@ -5,6 +5,7 @@ confidence of one like it."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -165,3 +166,13 @@ def test_an_existing_ensemble_is_calibrated_without_changing_its_labels_in_the_d
         apply_thresholds(before.probs[inside], ens_before.thresholds, True),
         apply_thresholds(after.probs[inside], ens_after.thresholds, True))
     assert main(["ensemble", "calibrate", str(plain), str(val), "--out", str(plain)]) == 2  # never over its input
+
+
+def test_info_names_the_default_calibration(capsys):
+    from napari_hpa.cli import main
+
+    assert main(["info"]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if "calibration:" in l)
+    spec = read_manifest(Path(__file__).resolve().parents[1] / "models" / "default" / "ensemble.json")
+    assert f"temperature {spec.calibration.temperature:.3f}" in line
+    assert f"{spec.calibration.out_of_domain:.3f} x max(1, domain score)" in line

@@ -61,10 +61,7 @@ def cmd_ensemble_build(args: argparse.Namespace) -> int:
 
 def _print_calibration(calibration) -> None:
     if calibration is not None:
-        beyond = ("" if calibration.out_of_domain is None else
-                  f"; out of the domain, pulled towards the class frequencies by "
-                  f"{calibration.out_of_domain:.3f} x max(1, domain score)")
-        print(f"calibration: temperature {calibration.temperature:.3f}{beyond}")
+        print(f"calibration: {calibration.words}")
 
 
 def cmd_ensemble_calibrate(args: argparse.Namespace) -> int:

@@ -88,6 +88,13 @@ class Calibration:
 
         return shrink(probs, self.temperature, self.ood_factors(verdicts), self.prior)
 
+    @property
+    def words(self) -> str:
+        beyond = ("" if self.out_of_domain is None else
+                  f"; fields out of the domain pulled towards the class frequencies by "
+                  f"{self.out_of_domain:.3f} x max(1, domain score)")
+        return f"temperature {self.temperature:.3f}{beyond}"
+
     def to_json(self) -> dict:
         return {"temperature": round(self.temperature, 6),
                 "out_of_domain": None if self.out_of_domain is None else round(self.out_of_domain, 6),
