@@ -78,9 +78,11 @@ def bench_dock(run: Path, method: str) -> None:
     widget.show_map = timed_show
     for attempt in ("first", "again"):  # the first Points layer of a viewer compiles its shaders
         t0 = time.perf_counter()
-        before = widget.layer
+        before = widget.field_map
         widget.compute()
-        while widget.layer is before or widget.busy:
+        while widget.field_map is before or widget.busy:
+            if widget.error is not None:
+                raise SystemExit(f"mapping failed: {widget.error}")
             _pump(0.02)
         t_shown = time.perf_counter()
         _pump(1.0)  # the first draw
