@@ -94,3 +94,55 @@ def _run_fails(script: str, *args: str) -> bool:
     out = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True,
                          timeout=120, check=False)
     return out.returncode != 0
+
+
+def _bench_module(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_real_proxy_composites_carry_the_green_fields_labels(real_dir, tmp_path):
+    import csv
+
+    import imageio.v3 as iio
+
+    proxy = _bench_module("bench_real_proxy")
+    n = proxy.write_composites(real_dir.parent, tmp_path, seed=0)
+    with open(real_dir / "kaggle_singles" / "labels.csv", newline="") as fh:
+        singles = list(csv.DictReader(fh))
+    greens = sorted((r for r in singles if r["Channel"] == "green"), key=lambda r: r["Id"])
+    assert n == len(greens) >= 40
+    with open(tmp_path / "labels.csv", newline="") as fh:
+        labels = list(csv.DictReader(fh))
+    assert [r["Target"] for r in labels] == [g["Target"] for g in greens]  # each green once, with its labels
+    first = greens[0]["Id"]
+    np.testing.assert_array_equal(iio.imread(tmp_path / "real-000_green.png"),
+                                  iio.imread(real_dir / "kaggle_singles" / f"{first}_green.png"))
+    assert not np.array_equal(iio.imread(tmp_path / "real-000_blue.png"),
+                              iio.imread(tmp_path / "real-001_blue.png"))  # reference channels vary
+
+
+def test_real_proxy_score_on_a_hand_made_example():
+    proxy = _bench_module("bench_real_proxy")
+    truth = np.zeros((3, 28), bool)
+    truth[0, 0] = truth[1, 0] = truth[2, 5] = True
+    probs = np.full((3, 28), 0.1)
+    probs[0, 0], probs[1, 0], probs[2, 5] = 0.8, 0.3, 0.6
+    probs[1, 7] = 0.95  # a confident wrong label
+    pred = probs >= 0.5
+    s = proxy.score(probs, truth, pred)
+    assert s["classes"] == 2
+    assert s["f1"] == pytest.approx((2 / 3 + 1.0) / 2)  # class 0: one of two found; class 5: found
+    assert s["wrong_09"] == 1 and s["max_wrong"] == pytest.approx(0.95)
+    assert s["max_wrong_class"] == "Golgi apparatus"
+    assert s["p_true"] == pytest.approx((0.8 + 0.3 + 0.6) / 3)
+
+
+def test_bench_real_proxy_runs(real_dir):
+    model = Path(__file__).resolve().parents[1] / "models" / "default" / "first-resnet10t.onnx"
+    out = _run("bench_real_proxy.py", str(model))
+    assert "composites" in out and "first-resnet10t.onnx" in out and "largest wrong probability" in out

@@ -22,5 +22,5 @@ LOSSES = ("combo", "focal", "lovasz", "hardneg", "bce", "wbce")
 #: What a training window (``--crop``) learns to predict (see :mod:`.data`); ``image`` is the default.
 CROP_TARGETS = ("image", "masks")
 #: ``--domain-rand`` levels (see :mod:`.randomise`, whose ``PROFILES`` they name); ``none`` is the default.
-DOMAIN_RAND = ("none", "default", "strong")
+DOMAIN_RAND = ("none", "default", "mild", "strong")
 MAP_WEIGHT = 5.0  # dual-resnet34: attention-map BCE weight (the 4th place's)
