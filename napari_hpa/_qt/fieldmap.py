@@ -257,6 +257,7 @@ class MapWidget(Container):
         rows = ["<tr>" + "".join(cells[i:i + LEGEND_COLUMNS]) + "</tr>"
                 for i in range(0, len(cells), LEGEND_COLUMNS)]
         self.legend.value = f'<table cellspacing="2">{"".join(rows)}</table>'
+        self.legend.native.setMinimumWidth(self.legend.native.sizeHint().width())  # widen the dock, never cut it
         self.native.setMinimumHeight(self.native.sizeHint().height())  # the dock shows it all
 
     # ------------------------------------------------------------------ clicking, selecting

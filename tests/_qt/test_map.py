@@ -183,3 +183,16 @@ def test_a_folder_and_an_ensemble_are_predicted_then_mapped(make_napari_viewer, 
     assert (folder / "predictions" / "embeddings.npz").is_file()
     assert sorted(widget.field_map.ids) == IDS and all(widget.field_map.predicted)
     assert widget.field_map.sources["predictions"] == str(folder / "predictions")
+
+
+def test_the_legend_fits_the_dock(make_napari_viewer, qtbot, run):
+    """Long class names in two legend columns: the dock widens rather than cutting them off."""
+    folder, out = run
+    long_names = (3, 6, 18, 16, 22, 26, 27, 13)  # Nucleoli fibrillar center, Endoplasmic reticulum, ...
+    write_labels(out / "submission.csv", {i: (long_names[n],) for n, i in enumerate(IDS)}, column="Predicted")
+    viewer = make_napari_viewer(show=True)
+    widget = _mapped(viewer, qtbot, out / "embeddings.npz")
+    qtbot.wait(50)
+    label = widget.legend.native
+    assert "Endoplasmic" in widget.legend.value
+    assert label.width() >= label.sizeHint().width()
