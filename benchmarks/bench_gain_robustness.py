@@ -29,6 +29,7 @@ from napari_hpa.imageset import find_sets, read_set, source_for_path, to_model_i
 
 DATA = Path(os.environ.get("HPA_REAL_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 FIELD = "000a6c98-bb9b-11e8-b2b9-ac1f6b6435d0"
+FIELD_LABELS = "7 1 2 0"  # its labels in the Kaggle 2018 train.csv
 
 
 def probabilities(session, x: np.ndarray) -> np.ndarray:
@@ -45,7 +46,7 @@ def main(argv=None):
     ap.add_argument("models", nargs="+", type=Path, help="ONNX models")
     ap.add_argument("--field", type=Path, default=DATA / "real" / f"{FIELD}_green.png",
                     help="a channel file of the real field (default: the shared Kaggle field)")
-    ap.add_argument("--labels", default="7 1 2 0", help="its true classes (default '7 1 2 0')")
+    ap.add_argument("--labels", default=FIELD_LABELS, help="its true classes (default '7 1 2 0')")
     ap.add_argument("--channel", default="green", choices=CHANNELS, help="the channel whose gain changes")
     ap.add_argument("--gains", type=float, nargs="+", default=[0.3, 3.0], help="gain factors (default 0.3 3)")
     ap.add_argument("--sets", type=Path, help="also average the changes over the image sets of this folder")

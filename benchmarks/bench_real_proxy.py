@@ -24,20 +24,17 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1])]  # this checkout
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]  # this checkout
+
+from bench_gain_robustness import DATA, FIELD, FIELD_LABELS  # noqa: E402  the shared data, the labelled field
 
 from napari_hpa.classes import CLASS_NAMES, CHANNELS  # noqa: E402
-
-DATA = Path(os.environ.get("HPA_REAL_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
-FIELD = "000a6c98-bb9b-11e8-b2b9-ac1f6b6435d0"
-FIELD_LABELS = "7 1 2 0"
 
 
 def write_composites(data: Path, out: Path, seed: int) -> int:
