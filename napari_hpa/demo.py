@@ -76,7 +76,8 @@ def run_viewer(
     if screenshot is not None:
         import imageio.v3 as iio
 
-        QApplication.processEvents()
+        for _ in range(3):  # layouts settle in more than one pass (a dock widening to fit its contents)
+            QApplication.processEvents()
         from .errors import file_errors
 
         image = viewer.screenshot(canvas_only=False, flash=False)

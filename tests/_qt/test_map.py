@@ -9,7 +9,7 @@ import pytest
 from hpa_testing import random_set, write_channel_files
 
 from napari_hpa._qt.fieldmap import LAYER_NAME, MapWidget
-from napari_hpa._qt.folder import FolderWidget
+from napari_hpa._qt.folder import FolderWidget, show_folder
 from napari_hpa._qt.review import ReviewWidget
 from napari_hpa.labels import write_labels
 from napari_hpa.review import ReviewSession
@@ -191,7 +191,11 @@ def test_the_legend_fits_the_dock(make_napari_viewer, qtbot, run):
     long_names = (3, 6, 18, 16, 22, 26, 27, 13)  # Nucleoli fibrillar center, Endoplasmic reticulum, ...
     write_labels(out / "submission.csv", {i: (long_names[n],) for n, i in enumerate(IDS)}, column="Predicted")
     viewer = make_napari_viewer(show=True)
-    widget = _mapped(viewer, qtbot, out / "embeddings.npz")
+    show_folder(viewer, folder)  # tabbed with the folder dock, as `view --map` shows it
+    widget = MapWidget(viewer, source=out / "embeddings.npz")
+    viewer.window.add_dock_widget(widget, name="HPA map", area="right", tabify=True)
+    widget.compute()
+    qtbot.waitUntil(lambda: widget.layer is not None and not widget.busy, timeout=WAIT)
     qtbot.wait(50)
     label = widget.legend.native
     assert "Endoplasmic" in widget.legend.value
