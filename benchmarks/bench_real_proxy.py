@@ -103,18 +103,13 @@ def main(argv=None) -> None:
               f"{'max wrong':>9}  {'out of domain':>13}  complete field: p true | top wrong")
         for models in args.models:
             ens = Ensemble.load(models, ProviderRequest())
-            rows = []
-            for folder in (comp, whole):
-                col = collect(ens, folder, tta=args.tta)
-                pred = apply_thresholds(col.probs, ens.thresholds, ens.spec.min_one_label)
-                out = sum(1 for v in col.verdicts if v.in_domain is False)
-                rows.append((col, pred, out))
-            (col, pred, out), (fcol, _, _) = rows
-            s = score(col.probs, col.y_true, pred)
-            fp = fcol.probs[0]
+            col = collect(ens, comp, tta=args.tta)
+            s = score(col.probs, col.y_true, apply_thresholds(col.probs, ens.thresholds, ens.spec.min_one_label))
+            out = sum(1 for v in col.verdicts if v.in_domain is False)
+            fp = collect(ens, whole, tta=args.tta).probs[0]
             true = sorted(int(t) for t in FIELD_LABELS.split())
             wrong = [c for c in np.argsort(-fp) if c not in true][0]
-            print(f"{str(models)[-34:]:<34} {s['classes']:>7} {s['f1']:>6.3f} {s['ap']:>6.3f} {s['p_true']:>6.3f} "
+            print(f"{str(models):<34} {s['classes']:>7} {s['f1']:>6.3f} {s['ap']:>6.3f} {s['p_true']:>6.3f} "
                   f"{s['wrong_09']:>10} {s['max_wrong']:>9.3f}  {out:>6} of {len(col.ids):<4}  "
                   + " ".join(f"{fp[c]:.2f}" for c in true) + f" | {CLASS_NAMES[wrong]} {fp[wrong]:.2f}")
             print(f"{'':<34} largest wrong probability: {s['max_wrong_class']}")
