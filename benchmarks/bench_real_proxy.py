@@ -38,10 +38,9 @@ from napari_hpa.classes import CLASS_NAMES, CHANNELS  # noqa: E402
 
 
 def write_composites(data: Path, out: Path, seed: int) -> int:
-    """One composite per real green single of ``data/real/kaggle_singles`` into ``out`` (with labels.csv)."""
-    import imageio.v3 as iio
-
-    singles = data / "real" / "kaggle_singles"
+    """One composite per real green single of ``data/real/kaggle_singles`` into ``out`` (links to the
+    singles, and labels.csv)."""
+    singles = (data / "real" / "kaggle_singles").resolve()
     with open(singles / "labels.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     by_colour = {c: [r for r in rows if r["Channel"] == c] for c in CHANNELS}
@@ -51,8 +50,7 @@ def write_composites(data: Path, out: Path, seed: int) -> int:
         name = f"real-{k:03d}"
         for colour in CHANNELS:
             src = green if colour == "green" else by_colour[colour][rng.integers(len(by_colour[colour]))]
-            iio.imwrite(out / f"{name}_{colour}.png", np.asarray(iio.imread(singles / f"{src['Id']}_{colour}.png"),
-                                                                  np.uint8))
+            (out / f"{name}_{colour}.png").symlink_to(singles / f"{src['Id']}_{colour}.png")
         labels.append((name, green["Target"]))
     with open(out / "labels.csv", "w", newline="") as fh:
         csv.writer(fh).writerows([("Id", "Target"), *labels])
@@ -101,13 +99,13 @@ def main(argv=None) -> None:
               f"Human Protein Atlas, www.proteinatlas.org")
         print(f"{'model':<34} {'classes':>7} {'F1':>6} {'mAP':>6} {'p true':>6} {'>0.9 wrong':>10} "
               f"{'max wrong':>9}  {'out of domain':>13}  complete field: p true | top wrong")
+        true = sorted(int(t) for t in FIELD_LABELS.split())
         for models in args.models:
             ens = Ensemble.load(models, ProviderRequest())
             col = collect(ens, comp, tta=args.tta)
             s = score(col.probs, col.y_true, apply_thresholds(col.probs, ens.thresholds, ens.spec.min_one_label))
             out = sum(1 for v in col.verdicts if v.in_domain is False)
             fp = collect(ens, whole, tta=args.tta).probs[0]
-            true = sorted(int(t) for t in FIELD_LABELS.split())
             wrong = [c for c in np.argsort(-fp) if c not in true][0]
             print(f"{str(models):<34} {s['classes']:>7} {s['f1']:>6.3f} {s['ap']:>6.3f} {s['p_true']:>6.3f} "
                   f"{s['wrong_09']:>10} {s['max_wrong']:>9.3f}  {out:>6} of {len(col.ids):<4}  "

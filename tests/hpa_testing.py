@@ -15,6 +15,17 @@ REAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 KAGGLE_TRAIN_CSV = REAL_DIR.parent / "kaggle2018_train.csv"
 REAL_KAGGLE_ID = "000a6c98-bb9b-11e8-b2b9-ac1f6b6435d0"
 REAL_V18_ID = "800_A6_1"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_benchmark(name: str):
+    """The module ``benchmarks/{name}.py`` (the benchmarks are scripts, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def random_set(shape=(64, 80), dtype=np.uint8, seed=0) -> np.ndarray:

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+from hpa_testing import BENCHMARKS as BENCH, load_benchmark
 
 
 def _run(script: str, *args: str, cwd=None, timeout: int = 600) -> str:
@@ -96,21 +95,12 @@ def _run_fails(script: str, *args: str) -> bool:
     return out.returncode != 0
 
 
-def _bench_module(name: str):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_real_proxy_composites_carry_the_green_fields_labels(real_dir, tmp_path):
     import csv
 
     import imageio.v3 as iio
 
-    proxy = _bench_module("bench_real_proxy")
+    proxy = load_benchmark("bench_real_proxy")
     n = proxy.write_composites(real_dir.parent, tmp_path, seed=0)
     with open(real_dir / "kaggle_singles" / "labels.csv", newline="") as fh:
         singles = list(csv.DictReader(fh))
@@ -127,7 +117,7 @@ def test_real_proxy_composites_carry_the_green_fields_labels(real_dir, tmp_path)
 
 
 def test_real_proxy_score_on_a_hand_made_example():
-    proxy = _bench_module("bench_real_proxy")
+    proxy = load_benchmark("bench_real_proxy")
     truth = np.zeros((3, 28), bool)
     truth[0, 0] = truth[1, 0] = truth[2, 5] = True
     probs = np.full((3, 28), 0.1)

@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from hpa_testing import load_benchmark
 
 from napari_hpa import synth
 from napari_hpa.classes import NUM_CLASSES
 from napari_hpa.cli import main
 
 SIZE = 256
-
-
-def _stats():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "realism_stats.py"
-    spec = importlib.util.spec_from_file_location("realism_stats", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _digest(f) -> str:
@@ -99,7 +90,7 @@ def test_v3_realism_figures():
     top); v3's nuclei are more lobed (lower solidity) than v2's; the red
     channel's orientation coherence lies in the real band (p10-p90 about
     0.29-0.48)."""
-    rs = _stats()
+    rs = load_benchmark("realism_stats")
     stat = {v: {k: [] for k in ("area", "solid", "green", "cov", "p99", "coh")} for v in (2, 3)}
     for v in (2, 3):
         for i in range(8):

@@ -79,8 +79,9 @@ def add_parsers(sub) -> None:
                    help="randomise training inputs' intensities so that a model meets real fields' spread: "
                    "per-channel and field-wide gain, gamma, background offset, blur and noise. Levels: 'default' "
                    "(ranges fitted to real HPA fields against generator v2 data), 'mild' (gains centred on 1, "
-                   "narrower: for generator v3 data, whose intensities already spread like real ones), 'strong' (wider, and wider scale jitter), 'none' (no "
-                   "randomisation; used when the option is left out). Masks and targets are unchanged; "
+                   "narrower: for generator v3 data, whose intensities already spread like real ones), 'strong' "
+                   "(wider, and wider scale jitter), 'none' (no randomisation; used when the option is left "
+                   "out). Masks and targets are unchanged; "
                    "validation and export see plain inputs; see docs/training.md")
     p.add_argument("--epochs", type=int, default=10, help="epochs in all (default 10)")
     p.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder")

@@ -117,7 +117,8 @@ def test_noise_adds_signal_dependent_variance():
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), c=st.integers(1, 5), s=st.integers(1, 40),
-       level=st.sampled_from(["default", "mild", "strong"]), kind=st.sampled_from(["uniform", "zeros", "ones", "binary"]))
+       level=st.sampled_from(["default", "mild", "strong"]),
+       kind=st.sampled_from(["uniform", "zeros", "ones", "binary"]))
 def test_shape_dtype_range_on_any_input(seed, c, s, level, kind):
     rng = np.random.default_rng(seed)
     x = {"uniform": lambda: rng.random((c, s, s)), "zeros": lambda: np.zeros((c, s, s)),
