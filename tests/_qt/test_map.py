@@ -41,9 +41,9 @@ def run(tmp_path):
     return folder, out
 
 
-def _mapped(viewer, qtbot, source, **kwargs):
+def _mapped(viewer, qtbot, source, **dock):
     widget = MapWidget(viewer, source=source)
-    viewer.window.add_dock_widget(widget, name="HPA map")
+    viewer.window.add_dock_widget(widget, name="HPA map", **dock)
     widget.compute()
     qtbot.waitUntil(lambda: widget.layer is not None and not widget.busy, timeout=WAIT)
     return widget
@@ -192,10 +192,7 @@ def test_the_legend_fits_the_dock(make_napari_viewer, qtbot, run):
     write_labels(out / "submission.csv", {i: (long_names[n],) for n, i in enumerate(IDS)}, column="Predicted")
     viewer = make_napari_viewer(show=True)
     show_folder(viewer, folder)  # tabbed with the folder dock, as `view --map` shows it
-    widget = MapWidget(viewer, source=out / "embeddings.npz")
-    viewer.window.add_dock_widget(widget, name="HPA map", area="right", tabify=True)
-    widget.compute()
-    qtbot.waitUntil(lambda: widget.layer is not None and not widget.busy, timeout=WAIT)
+    widget = _mapped(viewer, qtbot, out / "embeddings.npz", area="right", tabify=True)
     qtbot.wait(50)
     label = widget.legend.native
     assert "Endoplasmic" in widget.legend.value
