@@ -23,4 +23,6 @@ LOSSES = ("combo", "focal", "lovasz", "hardneg", "bce", "wbce")
 CROP_TARGETS = ("image", "masks")
 #: ``--domain-rand`` levels (see :mod:`.randomise`, whose ``PROFILES`` they name); ``none`` is the default.
 DOMAIN_RAND = ("none", "default", "mild", "strong")
+#: ``--precision`` of the training forward passes (see :func:`.loop._forward`); ``fp32`` is the default.
+PRECISIONS = ("fp32", "bf16")
 MAP_WEIGHT = 5.0  # dual-resnet34: attention-map BCE weight (the 4th place's)

@@ -329,9 +329,29 @@ def test_train_with_crop_validates_and_exports_the_whole_input(tiny_data, tmp_pa
     assert check_contract(sess).input_size == 64
 
 
-@pytest.mark.parametrize("arch", ["dual-resnet34", "arcface-resnet", "gapnet", "densenet121"])
-def test_loss_goes_down_on_a_fixed_batch(arch, tiny_data):
+def test_bf16_training_records_its_precision_and_exports_float32(tiny_data, tmp_path, capsys):
+    import onnx
+
+    from napari_hpa.train.loop import TrainConfig, train
+    from napari_hpa.errors import TrainingError
+
+    run = tmp_path / "run"
+    assert _train(tiny_data, run, "timm:resnet18", "--precision", "bf16") == 0
+    assert json.loads((run / "config.json").read_text())["args"]["precision"] == "bf16"
+    assert main(["export", str(run), "--out", str(tmp_path / "m.onnx")]) == 0
+    model = onnx.load(str(tmp_path / "m.onnx"))
+    assert {i.data_type for i in model.graph.initializer} == {onnx.TensorProto.FLOAT}
+    with pytest.raises(TrainingError, match="unknown --precision 'fp16'; choose one of fp32, bf16"):
+        train(TrainConfig(data=str(tiny_data), arch="gapnet", out=str(tmp_path / "r"), precision="fp16"))
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(("arch", "precision"), [("dual-resnet34", "fp32"), ("arcface-resnet", "fp32"),
+                                                 ("gapnet", "fp32"), ("densenet121", "fp32"),
+                                                 ("dual-resnet34", "bf16"), ("arcface-resnet", "bf16")])
+def test_loss_goes_down_on_a_fixed_batch(arch, precision, tiny_data):
     from napari_hpa.train.data import HPADataset, load_data
+    from napari_hpa.train.loop import _forward
     from napari_hpa.train.losses import make_criterion, pos_weights
     from napari_hpa.train.models import build_model
 
@@ -348,7 +368,9 @@ def test_loss_goes_down_on_a_fixed_batch(arch, tiny_data):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     history = []
     for _ in range(20):
-        loss, _ = crit(model(batch["image"]), batch)
+        out = _forward(model, batch["image"], precision)
+        assert all(v.dtype == torch.float32 for v in out.values()), {k: v.dtype for k, v in out.items()}
+        loss, _ = crit(out, batch)
         opt.zero_grad()
         loss.backward()
         opt.step()
