@@ -50,7 +50,7 @@ class Collected:
     pointing_per_class: np.ndarray | None = None  # [28, 2] (hits, pairs) of each class, with ``pointing``
     pointing_note: str | None = None  # why there is no pointing game, when there is none
     embeddings: np.ndarray | None = None
-    intensity: np.ndarray | None = None  # [N, 30] the domain record's views of each field
+    inputs: np.ndarray | None = None  # [N, 58] the domain record's input views of each field (input_features)
     features: np.ndarray | None = None  # [N, d]
     verdicts: list = field(default_factory=list)  # the domain verdict of each field
 
@@ -97,7 +97,7 @@ def collect(
 
         ensemble.member_cache = MemberCache(cache_dir, sources)
     try:
-        probs, members, embs, intensity, features, verdicts = [], {}, [], [], [], []
+        probs, members, embs, inputs, features, verdicts = [], {}, [], [], [], []
         per_class = np.zeros((len(CLASS_NAMES), 2), np.int64)  # hits, pairs
         for item in iter_predictions(ensemble, sources, tta=tta, batch_size=batch_size,
                                      need_attention=want_att, need_embeddings=want_emb):
@@ -108,7 +108,7 @@ def collect(
                 i, message = next(iter(pred.failures.items()))
                 raise TrainingError(f"image set {pred.ids[i]!r} in {folder}: {message}")
             probs.append(pred.probs)
-            intensity.append(pred.domain_intensity)
+            inputs.append(pred.domain_inputs)
             verdicts += pred.verdicts
             features.append(pred.domain_features)
             for name, p in pred.member_probs.items():
@@ -139,7 +139,7 @@ def collect(
         pointing_per_class=per_class if pairs else None,
         pointing_note=None if pairs else _no_pointing_note(ensemble, folder, labelled),
         embeddings=np.concatenate(embs) if embs else None,
-        intensity=np.concatenate(intensity),
+        inputs=np.concatenate(inputs),
         features=np.concatenate(features),
         verdicts=verdicts,
     )
@@ -162,7 +162,7 @@ def fit_domain(ensemble, col: Collected, description: str):
     from .engine.domain import DomainModel
 
     return DomainModel.fit(
-        col.intensity, col.features, description=description,
+        col.inputs, col.features, description=description,
         features_from=ensemble.domain_features_from, input_size=min(ensemble.input_sizes),
     )
 

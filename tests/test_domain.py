@@ -12,7 +12,17 @@ from onnx_toys import make_toy
 
 from napari_hpa.cli import main
 from napari_hpa.engine import Ensemble, EnsembleError
-from napari_hpa.engine.domain import INTENSITY_NAMES, DomainModel, Verdict, input_problems, intensity_features
+from napari_hpa.engine import domain as domain_mod
+from napari_hpa.engine.domain import (
+    INPUT_NAMES,
+    INTENSITY_NAMES,
+    TEXTURE_BANDS,
+    DomainModel,
+    Verdict,
+    input_features,
+    input_problems,
+    texture_features,
+)
 from napari_hpa.errors import ImageSetError
 from napari_hpa.imageset import find_sets, read_set
 
@@ -24,15 +34,24 @@ def _gaussian(n, d, seed):
 
 
 def test_record_separates_its_domain_from_a_shifted_one_and_survives_a_round_trip(tmp_path):
-    k = len(INTENSITY_NAMES)
+    k, n_int = len(INPUT_NAMES), len(INTENSITY_NAMES)
     a, f = _gaussian(400, k, 0) * 0.05 + 0.3, _gaussian(400, 40, 1)
     model = DomainModel.fit(a, f, description="toy", features_from="f", input_size=16)
+    assert set(model.parts) == {"intensity", "texture", "features"}
     new_a, new_f = _gaussian(300, k, 5) * 0.05 + 0.3, _gaussian(300, 40, 6)
     inside = model.verdicts(new_a, new_f)
     assert np.mean([v.in_domain for v in inside]) >= 0.95
-    shifted = model.verdicts(new_a + 0.2, new_f)  # brighter fields
+    brighter = new_a.copy()
+    brighter[:, :n_int] += 0.2
+    shifted = model.verdicts(brighter, new_f)
     assert not any(v.in_domain for v in shifted)
-    assert all("intensities" in v.reason for v in shifted)
+    assert all("intensities" in v.reason and "texture" not in v.reason for v in shifted)
+    coarser = new_a.copy()
+    coarser[:, n_int] += 1.0  # red: far more of its power at the coarsest scale
+    rough = model.verdicts(coarser, new_f)
+    assert not any(v.in_domain for v in rough)
+    assert all("intensities" not in v.reason for v in rough)
+    assert "its texture is unlike the domain fields' (red power at 0.5-2 cycles per field" in rough[0].reason
     odd = model.verdicts(new_a, new_f + 3)
     assert not any(v.in_domain for v in odd) and "features" in odd[0].reason
     path = model.save(tmp_path / "domain.npz")
@@ -43,8 +62,40 @@ def test_record_separates_its_domain_from_a_shifted_one_and_survives_a_round_tri
 
 def test_too_few_images_for_a_record():
     with pytest.raises(Exception, match="at least 40"):
-        DomainModel.fit(np.zeros((10, len(INTENSITY_NAMES))), np.zeros((10, 4)), description="",
+        DomainModel.fit(np.zeros((10, len(INPUT_NAMES))), np.zeros((10, 4)), description="",
                         features_from="", input_size=8)
+
+
+def test_a_version_1_record_without_texture_is_still_read_and_scored(tmp_path, monkeypatch):
+    k = len(INPUT_NAMES)
+    a, f = _gaussian(200, k, 0) * 0.05 + 0.3, _gaussian(200, 8, 1)
+    model = DomainModel.fit(a, f, description="old", features_from="f", input_size=16)
+    del model.parts["texture"]
+    monkeypatch.setattr(domain_mod, "DOMAIN_VERSION", 1)
+    path = model.save(tmp_path / "domain.npz")
+    monkeypatch.undo()
+    old = DomainModel.load(path)
+    assert set(old.parts) == {"intensity", "features"}
+    coarser = a[:5].copy()
+    coarser[:, len(INTENSITY_NAMES)] += 5.0  # a texture a version 2 record would call out
+    assert all(v.in_domain for v in old.verdicts(coarser, f[:5]))
+
+
+def test_texture_features_see_the_scale_of_structure_not_brightness():
+    rng = np.random.default_rng(0)
+    fine = rng.random((4, 64, 64))  # pixel noise: power at the finest scales
+    yy, xx = np.mgrid[:64, :64]
+    coarse = np.broadcast_to(np.sin(2 * np.pi * xx / 64) + 1, (4, 64, 64)) / 2  # one cycle per field
+    nb = len(TEXTURE_BANDS)
+    f_fine, f_coarse = texture_features(fine).reshape(4, nb), texture_features(coarse).reshape(4, nb)
+    assert f_fine.shape == (4, nb) and np.isfinite(f_fine).all()
+    # a 64-px field reaches about 45 cycles: noise puts its power in the finest bands it has
+    assert f_fine[0].argmax() in (nb - 3, nb - 2) and f_coarse[0].argmax() == 0
+    np.testing.assert_allclose(np.exp(f_fine).sum(1), 1, atol=1e-4)  # fractions of each channel's power
+    np.testing.assert_allclose(texture_features(fine * 0.3), texture_features(fine), atol=1e-9)
+    flat = np.zeros((4, 64, 64))
+    assert np.isfinite(texture_features(flat)).all()
+    assert input_features(fine).shape == (len(INPUT_NAMES),)
 
 
 def test_empty_and_saturated_channels_are_named():
@@ -55,7 +106,7 @@ def test_empty_and_saturated_channels_are_named():
     problems = input_problems(x)
     assert any("blue channel is empty" in p for p in problems)
     assert any("green channel is saturated" in p for p in problems)
-    assert intensity_features(x).shape == (len(INTENSITY_NAMES),)
+    assert input_features(x).shape == (len(INPUT_NAMES),)
 
 
 def test_nan_and_unscaled_float_fields_are_refused_never_answered(tmp_path, capsys):

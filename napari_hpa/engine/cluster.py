@@ -40,7 +40,7 @@ def _dask_chunk(models, request, sources, tta, batch_size, need_att, need_emb):
         if item.prediction is not None:
             pred = item.prediction
             pred.member_probs = {}  # not written; keep the transfer small
-            pred.domain_intensity = pred.domain_features = None
+            pred.domain_inputs = pred.domain_features = None
             preds.append(pred)
     return preds, errors, len(sources)
 

@@ -12,6 +12,12 @@ Two views of a field are scored, each by its own Gaussian model:
   pixels relative to the spread (texture), plus the six correlations between
   channels, on the model input at the smallest member size (the model's own
   view of the field: brightness, coverage, which stain lies where);
+* ``texture``: per channel, how the channel's variation is spread over the
+  scales of structure: the (log) fraction of its spatial power spectrum in each of
+  seven octave bands, 0.5-2 up to 64 and more cycles per field, on the same model
+  input.  Brightness does not enter; the size, sharpness and spacing of cells,
+  filaments and dots do (real reference channels differ from synthetic ones here
+  even where their intensities match);
 * ``features``: what the models make of the field, the embedding of the
   ensemble's embedding member (else every member's logits) on the untransformed
   view, reduced by PCA, with the distance from the PCA subspace as one more
@@ -20,13 +26,15 @@ Two views of a field are scored, each by its own Gaussian model:
 Each view's score is the root mean square of the whitened coordinates (the
 intensity view's covariance has 0.005, about 1.3 grey levels, added to every
 standard deviation, so that a feature nearly constant in the domain, such as a
-background level, cannot make a tiny difference count for much); its threshold
+background level, cannot make a tiny difference count for much; the texture
+view's has 0.05, about 5 % of a band's power); its threshold
 is 1.1 times the 99.5th percentile of the scores of held-out domain images
 (two-fold cross-fitting: fitted on one half, scored on the other; the factor
 allows for new fields lying a little further out than halves of one data set,
 which share their antibodies).  The
 ``domain_score`` of a field is the larger of the two scores divided by its
-threshold: at most 1 is in the domain, above 1 out of it.
+threshold: at most 1 is in the domain, above 1 out of it.  Records of version 1
+(written before the texture view) have no texture part and are scored without it.
 
 Fields whose channels are empty (constant) or largely saturated are out of
 the domain whatever the scores say, and the reason is given.
@@ -44,19 +52,31 @@ import numpy as np
 from ..classes import CHANNELS
 from ..errors import HPAError
 
-DOMAIN_VERSION = 1
+DOMAIN_VERSION = 2
+READS_VERSIONS = (1, 2)  # version 1: no texture part
 QUANTILE = 0.995
 # held-out halves of one data set share its antibodies and acquisition: new fields of the same
 # domain lie a little further out, so the threshold sits this much above the held-out quantile
 MARGIN = 1.1
 MIN_IMAGES = 40
 INTENSITY_MIN_SCALE = 0.005  # about 1.3 grey levels of 255: smaller differences never count much
+TEXTURE_MIN_SCALE = 0.05  # log power fractions: about 5 % of a band's power
 MAX_COMPONENTS = 32
 SATURATED_FRACTION = 0.2
 _STATS = ("mean", "std", "median", "p99", "coverage", "edges")
 INTENSITY_NAMES = tuple(f"{ch} {s}" for ch in CHANNELS for s in _STATS) + tuple(
     f"{a}-{b} correlation" for i, a in enumerate(CHANNELS) for b in CHANNELS[i + 1 :]
 )
+# octave bands of spatial frequency, in cycles per field of the model input (the last one open)
+TEXTURE_BANDS = ((0.5, 2), (2, 4), (4, 8), (8, 16), (16, 32), (32, 64), (64, np.inf))
+TEXTURE_NAMES = tuple(
+    f"{ch} power at {a:g}-{b:g} cycles per field" if np.isfinite(b) else f"{ch} power at {a:g}+ cycles per field"
+    for ch in CHANNELS for a, b in TEXTURE_BANDS
+)
+#: The columns of :func:`input_features`: the intensity view's, then the texture view's.
+INPUT_NAMES = INTENSITY_NAMES + TEXTURE_NAMES
+_INPUT_PARTS = (("intensity", slice(0, len(INTENSITY_NAMES)), INTENSITY_MIN_SCALE),
+                ("texture", slice(len(INTENSITY_NAMES), len(INPUT_NAMES)), TEXTURE_MIN_SCALE))
 
 
 class DomainError(HPAError):
@@ -86,6 +106,26 @@ def intensity_features(x: np.ndarray) -> np.ndarray:
         for j in range(i + 1, 4)
     ]
     return np.concatenate([stats, np.asarray(corr, np.float32)]).astype(np.float64)
+
+
+def texture_features(x: np.ndarray) -> np.ndarray:
+    """``(4, S, S)`` model input -> the ``texture`` feature vector: per channel, the natural log
+    of the fraction of the channel's spatial power (mean removed) in each of ``TEXTURE_BANDS``."""
+    x = np.asarray(x, dtype=np.float64)
+    h, w = x.shape[1:]
+    radius = np.hypot(*np.meshgrid(np.fft.fftfreq(h) * h, np.fft.rfftfreq(w) * w, indexing="ij"))
+    power = np.abs(np.fft.rfft2(x - x.mean((1, 2), keepdims=True))) ** 2
+    power[:, :, 1:] *= 2  # rfft2 holds the positive half of the columns' frequencies once
+    bands = np.stack([(power * ((radius >= a) & (radius < b))).sum((1, 2)) for a, b in TEXTURE_BANDS], axis=1)
+    total = bands.sum(1, keepdims=True)
+    fractions = np.divide(bands, total, out=np.full_like(bands, 1 / len(TEXTURE_BANDS)), where=total > 0)
+    return np.log(fractions + 1e-6).reshape(-1)
+
+
+def input_features(x: np.ndarray) -> np.ndarray:
+    """``(4, S, S)`` model input in [0, 1] -> the columns ``INPUT_NAMES``: what the domain
+    record's intensity and texture views see of the field."""
+    return np.concatenate([intensity_features(x), texture_features(x)])
 
 
 def input_problems(x: np.ndarray) -> list[str]:
@@ -218,7 +258,7 @@ class DomainModel:
     @classmethod
     def fit(
         cls,
-        intensity: np.ndarray,
+        inputs: np.ndarray,
         features: np.ndarray,
         *,
         description: str,
@@ -227,21 +267,23 @@ class DomainModel:
         quantile: float = QUANTILE,
         seed: int = 0,
     ) -> DomainModel:
-        intensity = np.asarray(intensity, dtype=np.float64)
+        """``inputs``: rows of :func:`input_features`; ``features``: the models' rows."""
+        inputs = np.asarray(inputs, dtype=np.float64)
         features = np.asarray(features, dtype=np.float64)
-        n = len(intensity)
+        n = len(inputs)
         if n < MIN_IMAGES:
             raise DomainError(
                 f"a domain record needs at least {MIN_IMAGES} images of the domain, got {n}"
             )
-        if len(features) != n or intensity.shape[1:] != (len(INTENSITY_NAMES),):
-            raise DomainError(f"expected {n} rows of {len(INTENSITY_NAMES)} intensity features and as "
-                              f"many feature rows, got {intensity.shape} and {features.shape}")
-        for name, x in (("intensity", intensity), ("features", features)):
+        if len(features) != n or inputs.shape[1:] != (len(INPUT_NAMES),):
+            raise DomainError(f"expected {n} rows of {len(INPUT_NAMES)} input features and as "
+                              f"many feature rows, got {inputs.shape} and {features.shape}")
+        views = [(name, inputs[:, cols], floor) for name, cols, floor in _INPUT_PARTS]
+        views.append(("features", features, 0.0))
+        parts = {}
+        for name, x, floor in views:
             if not np.isfinite(x).all():
                 raise DomainError(f"the {name} of the domain images hold NaN or infinite values")
-        parts = {}
-        for name, x, floor in (("intensity", intensity, INTENSITY_MIN_SCALE), ("features", features, 0.0)):
             part = Part.fit(name, x, min_scale=floor)
             part.threshold = MARGIN * _cross_fit_threshold(name, x, seed, quantile, floor)
             parts[name] = part
@@ -250,31 +292,40 @@ class DomainModel:
     # ------------------------------------------------------------------ scoring
 
     def verdicts(
-        self, intensity: np.ndarray, features: np.ndarray, problems: list[list[str]] | None = None
+        self, inputs: np.ndarray, features: np.ndarray, problems: list[list[str]] | None = None
     ) -> list[Verdict]:
-        s_int = self.parts["intensity"].scores(intensity)
-        s_feat = self.parts["features"].scores(features)
+        """One verdict per row of ``inputs`` (:func:`input_features`) and ``features``."""
+        inputs = np.atleast_2d(inputs)
+        views = [(name, inputs[:, cols]) for name, cols, _ in _INPUT_PARTS if name in self.parts]
+        scores = {name: self.parts[name].scores(x) for name, x in [*views, ("features", features)]}
         out = []
-        for i, (a, b) in enumerate(zip(s_int, s_feat)):
-            score = float(max(a, b))
+        for i in range(len(inputs)):
+            score = float(max(s[i] for s in scores.values()))
             reasons = list(problems[i]) if problems else []
             if not np.isfinite(score):
                 reasons.append("the field's features are not finite numbers")
-            if a > 1:
-                reasons.append(self._intensity_reason(np.atleast_2d(intensity)[i]))
-            if b > 1:
+            for name, x in views:
+                if scores[name][i] > 1:
+                    reasons.append(self._input_reason(name, x[i]))
+            if scores["features"][i] > 1:
                 reasons.append("the model's features are unlike those of its domain fields")
             inside = bool(score <= 1) and not reasons
             out.append(Verdict(score, inside, "; ".join(reasons)))
         return out
 
-    def _intensity_reason(self, x: np.ndarray) -> str:
-        part = self.parts["intensity"]
+    def _input_reason(self, view: str, x: np.ndarray) -> str:
+        """In words: the feature of ``view`` furthest from the domain, with the domain's range."""
+        part = self.parts[view]
         z = (x - part.mean) / part.scale
         worst = int(np.nanargmax(np.abs(np.where(np.isfinite(z), z, 0))))
-        name = INTENSITY_NAMES[worst]
         lo = part.mean[worst] - 2 * part.scale[worst]
         hi = part.mean[worst] + 2 * part.scale[worst]
+        if view == "texture":  # log fractions, shown as percentages of the channel's power
+            name = TEXTURE_NAMES[worst]
+            pct = [100 * float(np.exp(v)) for v in (x[worst], lo, min(hi, 0.0))]
+            return (f"its texture is unlike the domain fields' ({name} {pct[0]:.2g}% of the channel's "
+                    f"power; in the domain {pct[1]:.2g}% to {pct[2]:.2g}%)")
+        name = INTENSITY_NAMES[worst]
         if "correlation" not in name:
             lo = max(lo, 0.0)
         return (
@@ -294,6 +345,7 @@ class DomainModel:
             "n_images": self.n_images,
             "quantile": self.quantile,
             "intensity_features": list(INTENSITY_NAMES),
+            "texture_features": list(TEXTURE_NAMES),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -312,21 +364,25 @@ class DomainModel:
         try:
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(str(z["meta"]))
-                if meta.get("hpa_domain") != DOMAIN_VERSION:
+                version = meta.get("hpa_domain")
+                if version not in READS_VERSIONS:
                     raise DomainError(
-                        f"{path}: domain record version {meta.get('hpa_domain')!r}; this napari-hpa "
-                        f"reads version {DOMAIN_VERSION}"
+                        f"{path}: domain record version {version!r}; this napari-hpa "
+                        f"reads versions {', '.join(map(str, READS_VERSIONS))}"
                     )
-                parts = {name: Part.from_arrays(name, z) for name in ("intensity", "features")}
+                names = ("intensity", "features") if version == 1 else ("intensity", "texture", "features")
+                parts = {name: Part.from_arrays(name, z) for name in names}
         except DomainError:
             raise
         except FileNotFoundError:
             raise DomainError(f"{path}: no such domain record") from None
         except Exception as exc:  # noqa: BLE001 - numpy and zipfile raise many types for damaged files
             raise DomainError(f"{path}: not a napari-hpa domain record ({type(exc).__name__}: {exc})") from None
-        if parts["intensity"].mean.shape != (len(INTENSITY_NAMES),):
-            raise DomainError(f"{path}: intensity part has {parts['intensity'].mean.shape} features, "
-                              f"expected {len(INTENSITY_NAMES)}")
+        for name, cols, _ in _INPUT_PARTS:
+            expected = (cols.stop - cols.start,)
+            if name in parts and parts[name].mean.shape != expected:
+                raise DomainError(f"{path}: {name} part has {parts[name].mean.shape} features, "
+                                  f"expected {expected[0]}")
         model = cls(
             description=str(meta.get("description", "")),
             features_from=str(meta.get("features_from", "")),

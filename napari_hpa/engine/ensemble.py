@@ -56,7 +56,7 @@ from ..errors import HPAError
 from ..imageset import check_values, to_model_input
 from . import tta as tta_mod
 from .contract import ModelInfo, check_contract
-from .domain import DomainError, DomainModel, Verdict, input_problems, intensity_features, verdicts_without_record
+from .domain import DomainError, DomainModel, Verdict, input_features, input_problems, verdicts_without_record
 # the manifest's types, reading and writing live in .manifest; they are named here too
 from .manifest import (  # noqa: F401
     MANIFEST_VERSION,
@@ -141,7 +141,7 @@ class Prediction:
     #: index -> why the field got no answer (a member gave NaN or infinite outputs); its
     #: probabilities are NaN and it has no label
     failures: dict[int, str] = field(default_factory=dict)
-    domain_intensity: np.ndarray | None = None  # [N, 30] what the domain record's views see
+    domain_inputs: np.ndarray | None = None  # [N, 58] what the domain record's input views see
     domain_features: np.ndarray | None = None  # [N, d]
 
     def label_indices(self, i: int) -> tuple[int, ...]:
@@ -383,7 +383,7 @@ class Ensemble:
             if not w.sum() > 0:  # attention members that do not vote on the classes
                 w = np.ones_like(w)
             attention = np.tensordot(w / w.sum(), stack, axes=1).astype(np.float32)
-        intensity = np.stack([intensity_features(x) for x in small])
+        inputs = np.stack([input_features(x) for x in small])
         plain_embedding = (outputs[self.embedding_member.name].plain_embedding
                            if self.embedding_member is not None else None)
         features = (plain_embedding if plain_embedding is not None
@@ -393,7 +393,7 @@ class Ensemble:
             features[i] = np.nan
             problems[i] = [*problems[i], message]
         if self.domain is not None:
-            verdicts = self.domain.verdicts(intensity, features, problems)
+            verdicts = self.domain.verdicts(inputs, features, problems)
         else:
             verdicts = verdicts_without_record(problems)
         if self.spec.calibration is not None:  # the labels come from the calibrated probabilities
@@ -417,7 +417,7 @@ class Ensemble:
             embeddings=embeddings,
             ids=list(ids) if ids is not None else [str(i) for i in range(n)],
             verdicts=verdicts,
-            domain_intensity=intensity,
+            domain_inputs=inputs,
             domain_features=features,
             failures=failures,
         )
