@@ -136,3 +136,24 @@ def test_bench_real_proxy_runs(real_dir):
     model = Path(__file__).resolve().parents[1] / "models" / "default" / "first-resnet10t.onnx"
     out = _run("bench_real_proxy.py", str(model))
     assert "composites" in out and "first-resnet10t.onnx" in out and "largest wrong probability" in out
+
+
+def test_bench_domain_runs(real_dir, tmp_path):
+    from napari_hpa.synth import generate_dataset
+
+    generate_dataset(tmp_path / "held", 8, 21, size=128, fields_per_antibody=4)
+    out = _run("bench_domain.py", "--synth", str(tmp_path / "held"), "--n", "8", "--data", str(real_dir.parent))
+    assert "views intensity, texture, features" in out
+    for line in ("held-out fields", "real composites (50)", "shuffled fields", "rotated", "red-yellow swapped",
+                 "real field 000a6c98", "real field 800_A6_1"):
+        assert line in out, line
+    shuffled = next(line for line in out.splitlines() if line.startswith("shuffled fields"))
+    assert " of 8 " in shuffled
+
+
+def test_bench_train_step_runs():
+    pytest.importorskip("torch")
+    pytest.importorskip("timm")
+    out = _run("bench_train_step.py", "--crop", "32", "--batch-size", "2", "--threads", "1", "--steps", "1",
+               "--rounds", "1")
+    assert "CPU:" in out and "fp32:" in out and "bf16:" in out and "bf16 / fp32 step time" in out
