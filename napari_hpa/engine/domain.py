@@ -5,7 +5,7 @@ records what its domain looks like (``domain.npz`` beside ``ensemble.json``),
 computed from held-out images of that domain when it is built or imported, and
 the engine scores every field against it.
 
-Two views of a field are scored, each by its own Gaussian model:
+Three views of a field are scored, each by its own Gaussian model:
 
 * ``intensity``: per channel mean, standard deviation, median, 99th percentile,
   the fraction of pixels above 0.1 and the mean step between neighbouring
@@ -32,7 +32,7 @@ is 1.1 times the 99.5th percentile of the scores of held-out domain images
 (two-fold cross-fitting: fitted on one half, scored on the other; the factor
 allows for new fields lying a little further out than halves of one data set,
 which share their antibodies).  The
-``domain_score`` of a field is the larger of the two scores divided by its
+``domain_score`` of a field is the largest of the scores, each divided by its
 threshold: at most 1 is in the domain, above 1 out of it.  Records of version 1
 (written before the texture view) have no texture part and are scored without it.
 
