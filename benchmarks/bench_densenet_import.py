@@ -22,15 +22,16 @@ from pathlib import Path
 import numpy as np
 
 
-def cpu_name() -> str:
+def cpu_name(flags_of_interest=("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")) -> str:
+    """The CPU's model name and which of ``flags_of_interest`` it has (from ``lscpu``)."""
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return platform.processor() or "unknown CPU"
     model = next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), "?")
     flags = next((line.split(":", 1)[1].split() for line in out.splitlines() if line.startswith("Flags")), [])
-    has = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
-    return f"{model} ({', '.join(has) or 'no AVX2'})"
+    has = [f for f in flags_of_interest if f in flags]
+    return f"{model} ({', '.join(has) or 'none of ' + ', '.join(flags_of_interest)})"
 
 
 def main() -> None:

@@ -11,23 +11,15 @@ bfloat16 instructions (AMX, AVX512-BF16).  Prints figures only.
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]  # this checkout
 
+from bench_densenet_import import cpu_name  # noqa: E402
 
-def cpu() -> str:
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine()
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
-    has = [f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx512_vnni") if f in flags]
-    return f"{name}; {', '.join(has) or 'no AVX-512, no AMX'}"
+BF16_FLAGS = ("amx_bf16", "avx512_bf16", "avx512f", "avx512_vnni")
 
 
 def main(argv=None) -> None:
@@ -75,7 +67,7 @@ def main(argv=None) -> None:
                 step(precision)
                 times[precision].append(time.perf_counter() - t)
     med = {p: float(np.median(t)) for p, t in times.items()}
-    print(f"CPU: {cpu()}; torch {torch.__version__}, {args.threads} threads")
+    print(f"CPU: {cpu_name(BF16_FLAGS)}; torch {torch.__version__}, {args.threads} threads")
     print(f"{args.arch}, batch {n}, {args.crop}-px windows, median of {args.rounds * args.steps} steps each")
     for p, t in med.items():
         print(f"  {p}: {t * 1000:.0f} ms per step ({n / t:.0f} images/s)")

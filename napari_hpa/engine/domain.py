@@ -42,6 +42,7 @@ the domain whatever the scores say, and the reason is given.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 from dataclasses import dataclass, field
@@ -108,15 +109,23 @@ def intensity_features(x: np.ndarray) -> np.ndarray:
     return np.concatenate([stats, np.asarray(corr, np.float32)]).astype(np.float64)
 
 
+@functools.lru_cache(maxsize=4)
+def _band_masks(h: int, w: int) -> np.ndarray:
+    """``[bands, h, w // 2 + 1]`` 0/1 masks of ``TEXTURE_BANDS`` on an ``h x w`` plane's rfft2 grid
+    (one per input size: computed once, not per field)."""
+    radius = np.hypot(*np.meshgrid(np.fft.fftfreq(h) * h, np.fft.rfftfreq(w) * w, indexing="ij"))
+    masks = np.stack([(radius >= a) & (radius < b) for a, b in TEXTURE_BANDS]).astype(np.float64)
+    masks.flags.writeable = False  # shared by every call
+    return masks
+
+
 def texture_features(x: np.ndarray) -> np.ndarray:
     """``(4, S, S)`` model input -> the ``texture`` feature vector: per channel, the natural log
     of the fraction of the channel's spatial power (mean removed) in each of ``TEXTURE_BANDS``."""
     x = np.asarray(x, dtype=np.float64)
-    h, w = x.shape[1:]
-    radius = np.hypot(*np.meshgrid(np.fft.fftfreq(h) * h, np.fft.rfftfreq(w) * w, indexing="ij"))
     power = np.abs(np.fft.rfft2(x - x.mean((1, 2), keepdims=True))) ** 2
     power[:, :, 1:] *= 2  # rfft2 holds the positive half of the columns' frequencies once
-    bands = np.stack([(power * ((radius >= a) & (radius < b))).sum((1, 2)) for a, b in TEXTURE_BANDS], axis=1)
+    bands = np.einsum("cij,bij->cb", power, _band_masks(*x.shape[1:]))
     total = bands.sum(1, keepdims=True)
     fractions = np.divide(bands, total, out=np.full_like(bands, 1 / len(TEXTURE_BANDS)), where=total > 0)
     return np.log(fractions + 1e-6).reshape(-1)
