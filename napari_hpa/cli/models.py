@@ -1,4 +1,4 @@
-"""``napari-hpa models import`` and ``napari-hpa models domain`` (core: torch only inside
+"""``napari-hpa models import``, ``models domain`` and ``models refit-head`` (core: torch only inside
 the import of a PyTorch checkpoint)."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from .options import (
     provider_request,
     quiet_option,
     renamed,
+    tta_option,
 )
 
 
@@ -74,8 +75,22 @@ def cmd_domain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_refit_head(args: argparse.Namespace) -> int:
+    from ..headfit import refit_head
+
+    weights = args.data_weight or [1.0] * len(args.data)
+    if len(weights) != len(args.data):
+        raise HPAError(f"{len(args.data)} --data folder(s) but {len(weights)} --data-weight(s): give one "
+                       "weight per folder, in the same order, or none")
+    print(refit_head(args.model, args.out, list(zip(args.data, weights)), strength=args.C, tta=args.tta,
+                     batch_size=args.batch_size, progress=None if args.quiet else progress_bar(0, "img")))
+    print(f"use it: add it to an ensemble ('napari-hpa ensemble build'), or classify with --models {args.out}")
+    return 0
+
+
 def add_parsers(sub) -> None:
     from ..engine.foreign import OUTPUT_KINDS
+    from ..headfit import DEFAULT_STRENGTH
     from ..importer import THRESHOLD_METHODS
 
     p = sub.add_parser(
@@ -140,3 +155,25 @@ def add_parsers(sub) -> None:
     quiet_option(d)
     provider_options(d, models=False)
     d.set_defaults(func=cmd_domain)
+
+    r = msub.add_parser(
+        "refit-head",
+        help="refit a model's last layer on labelled fields of your own (CPU, minutes, no torch)",
+        description="Write OUT: MODEL (a contract-1 .onnx whose logits are a linear layer of a feature "
+        "vector) with that layer refitted on the labelled fields of DIR, one logistic regression per "
+        "class over the features MODEL computes, in every view of --tta. Classes without both positive "
+        "and negative fields in the data keep their present weights; attention maps and embeddings "
+        "are unchanged. Fit thresholds for the new model with 'napari-hpa ensemble build'.",
+    )
+    r.add_argument("model", type=Path, metavar="MODEL", help="the .onnx model (any contract-1 member)")
+    r.add_argument("--data", type=Path, action="append", required=True, metavar="DIR",
+                   help="a folder of labelled fields (with labels.csv); repeat for more folders")
+    r.add_argument("--data-weight", type=float, action="append", metavar="W",
+                   help="weight of each field of the matching --data folder (default 1 each)")
+    r.add_argument("--out", type=Path, required=True, metavar="OUT", help="the new .onnx file to write")
+    r.add_argument("--C", type=float, default=DEFAULT_STRENGTH, metavar="C",
+                   help=f"inverse L2 strength of each class's logistic regression (default {DEFAULT_STRENGTH})")
+    tta_option(r, "d4")
+    batch_size_option(r, "models refit-head")
+    quiet_option(r)
+    r.set_defaults(func=cmd_refit_head)

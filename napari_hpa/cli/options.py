@@ -25,6 +25,7 @@ BATCH_SIZE = {
     "predict": 8,
     "index": 8,
     "models domain": 8,
+    "models refit-head": 16,
     "evaluate": 16,
     "ensemble build": 16,
     "train": 16,
