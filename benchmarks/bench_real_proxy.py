@@ -37,9 +37,9 @@ from bench_gain_robustness import DATA, FIELD, FIELD_LABELS  # noqa: E402  the s
 from napari_hpa.classes import CLASS_NAMES, CHANNELS  # noqa: E402
 
 
-def write_composites(data: Path, out: Path, seed: int) -> int:
-    """One composite per real green single of ``data/real/kaggle_singles`` into ``out`` (links to the
-    singles, and labels.csv)."""
+def composites(data: Path, out: Path, seed: int, prefix: str = "real") -> list[tuple[str, str]]:
+    """One composite per real green single of ``data/real/kaggle_singles`` into ``out`` (links to
+    the singles), named ``{prefix}-{k:03d}``; returns their (id, labels)."""
     singles = (data / "real" / "kaggle_singles").resolve()
     with open(singles / "labels.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -47,13 +47,23 @@ def write_composites(data: Path, out: Path, seed: int) -> int:
     rng = np.random.default_rng(seed)
     labels = []
     for k, green in enumerate(sorted(by_colour["green"], key=lambda r: r["Id"])):
-        name = f"real-{k:03d}"
+        name = f"{prefix}-{k:03d}"
         for colour in CHANNELS:
             src = green if colour == "green" else by_colour[colour][rng.integers(len(by_colour[colour]))]
             (out / f"{name}_{colour}.png").symlink_to(singles / f"{src['Id']}_{colour}.png")
         labels.append((name, green["Target"]))
-    with open(out / "labels.csv", "w", newline="") as fh:
+    return labels
+
+
+def write_labels(path: Path, labels: list[tuple[str, str]]) -> None:
+    with open(path, "w", newline="") as fh:
         csv.writer(fh).writerows([("Id", "Target"), *labels])
+
+
+def write_composites(data: Path, out: Path, seed: int) -> int:
+    """:func:`composites` of one seed, and their labels.csv."""
+    labels = composites(data, out, seed)
+    write_labels(out / "labels.csv", labels)
     return len(labels)
 
 

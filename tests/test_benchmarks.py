@@ -157,3 +157,23 @@ def test_bench_train_step_runs():
     out = _run("bench_train_step.py", "--crop", "32", "--batch-size", "2", "--threads", "1", "--steps", "1",
                "--rounds", "1")
     assert "CPU:" in out and "fp32:" in out and "bf16:" in out and "bf16 / fp32 step time" in out
+
+
+def test_make_real_composites_writes_one_labelled_composite_per_green_and_seed(real_dir, tmp_path):
+    from napari_hpa.dataset import load_labelled
+
+    out = tmp_path / "real"
+    _run("make_real_composites.py", "--out", str(out), "--data", str(real_dir.parent), "--seeds", "3", "4")
+    data = load_labelled(out)
+    assert len(data) == 100 and data.ids[0] == "real3-000" and data.ids[50] == "real4-000"
+    np.testing.assert_array_equal(data.targets[:50], data.targets[50:])  # the same greens, the same labels
+    assert (out / "real3-000_green.png").resolve() == (out / "real4-000_green.png").resolve()
+    assert _run_fails("make_real_composites.py", "--out", str(out), "--data", str(real_dir.parent))  # never over a folder
+
+
+def test_bench_refit_cv_runs(real_dir):
+    models = Path(__file__).resolve().parents[1] / "models" / "default"
+    out = _run("bench_refit_cv.py", str(models), "--member", "first-resnet10t", "--seeds", "0", "--folds", "2",
+               "--tta", "none", "--data", str(real_dir.parent))
+    assert "50 composites" in out and "0 synthetic fields" in out
+    assert "as given" in out and "refitted (held out)" in out
