@@ -53,12 +53,14 @@ def main(argv=None) -> None:
     ap.add_argument("--tta", default="d4", help="views fitted on (default d4, as refit-head)")
     args = ap.parse_args(argv)
 
-    manifest = resolve_models(args.models)
+    manifest = resolve_models(args.models).resolve()
     ensemble = Ensemble.load(manifest, ProviderRequest())
     spec = next((m for m in ensemble.spec.members if m.name == args.member), None)
     if spec is None:
         raise SystemExit(f"{manifest}: no member {args.member!r}")
-    member_path = manifest.parent / spec.path
+    member_path = Path(spec.path).resolve()
+    if member_path.parent != manifest.parent.resolve():
+        raise SystemExit(f"{manifest}: member {args.member!r} lies outside the ensemble's folder")
     with tempfile.TemporaryDirectory() as tmp:
         comp = Path(tmp) / "composites"
         comp.mkdir()
@@ -79,8 +81,9 @@ def main(argv=None) -> None:
             fitted = fit_head(ex, args.C, np.flatnonzero(~np.isin(green, held)))
             copy = Path(tmp) / f"fold{k}"
             shutil.copytree(manifest.parent, copy)
-            (copy / spec.path).unlink()
-            write_model(member_path, copy / spec.path, fitted, f"fold {k}")
+            target = copy / member_path.relative_to(manifest.parent)  # the member's file in the copy
+            target.unlink()
+            write_model(member_path, target, fitted, f"fold {k}")
             labels = Path(tmp) / f"held{k}.csv"
             write_labels(labels, [r for i, r in enumerate(rows) if i % n_green in held])
             for name, ens in (("as given", ensemble), ("refitted (held out)", Ensemble.load(copy / manifest.name))):

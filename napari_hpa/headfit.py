@@ -263,9 +263,18 @@ def write_model(model_path: str | Path, out: str | Path, fitted: FittedHead, not
     if used & leaving:
         raise ModelContractError(f"a tensor of its head ({sorted(used & leaving)[0]}) is also read "
                                  "elsewhere in the graph; its head cannot be replaced alone", model_path)
-    w_name, b_name = "refit_head_weight", "refit_head_bias"
+    taken = ({i.name for i in graph.initializer} | {n.name for n in graph.node}
+             | {t for n in graph.node for t in (*n.input, *n.output)})
+
+    def new_name(base: str) -> str:  # a model refitted before holds the names already
+        k = 0
+        while (name := base if k == 0 else f"{base}_{k}") in taken:
+            k += 1
+        return name
+
+    w_name, b_name = new_name("refit_head_weight"), new_name("refit_head_bias")
     kept.append(helper.make_node("Gemm", [head.features, w_name, b_name], [HEAD_OUTPUT],
-                                 name="refit_head", transB=1))
+                                 name=new_name("refit_head"), transB=1))
     # drop what only the old head read: nodes whose outputs nobody reads, then unused constants
     outputs = {o.name for o in graph.output}
     while True:

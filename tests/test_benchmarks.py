@@ -171,9 +171,14 @@ def test_make_real_composites_writes_one_labelled_composite_per_green_and_seed(r
     assert _run_fails("make_real_composites.py", "--out", str(out), "--data", str(real_dir.parent))  # never over a folder
 
 
-def test_bench_refit_cv_runs(real_dir):
-    models = Path(__file__).resolve().parents[1] / "models" / "default"
+def test_bench_refit_cv_runs_and_leaves_the_ensemble_alone(real_dir, tmp_path):
+    import shutil
+
+    models = tmp_path / "default"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "models" / "default", models)
+    before = {p.name: p.read_bytes() for p in models.iterdir()}
     out = _run("bench_refit_cv.py", str(models), "--member", "first-resnet10t", "--seeds", "0", "--folds", "2",
                "--tta", "none", "--data", str(real_dir.parent))
     assert "50 composites" in out and "0 synthetic fields" in out
     assert "as given" in out and "refitted (held out)" in out
+    assert {p.name: p.read_bytes() for p in models.iterdir()} == before  # the folds work on copies

@@ -219,8 +219,9 @@ def _verdicts(ens, images, ids):
 def test_default_record_describes_synthetic_fields_only(default_ensemble):
     assert default_ensemble.domain is not None
     assert "synthetic" in default_ensemble.domain.description
-    assert "synthetic fields only" in default_ensemble.trained_on
-    assert "never a real cell" in default_ensemble.trained_on
+    assert "synthetic fields of napari-hpa's own generator" in default_ensemble.trained_on
+    assert "50 real protein channels" in default_ensemble.trained_on
+    assert "never a whole real field" in default_ensemble.trained_on
 
 
 def test_default_keeps_new_synthetic_fields_and_rejects_shuffled_channels(default_ensemble, tmp_path):

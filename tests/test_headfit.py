@@ -94,6 +94,10 @@ def test_refit_learns_the_labels_and_keeps_other_classes(tmp_path, data, matmul)
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert "thresholds" not in meta and "head refitted on 40 labelled fields" in meta["trained_on"]
     assert meta["hpa_contract"] == "1"
+    again = tmp_path / "again.onnx"  # a refitted model can be refitted again
+    refit_head(out, again, [(folder, 1.0)], strength=1.0, tta="none")
+    assert run(again, x)[0][y0, 0].min() > run(again, x)[0][~y0, 0].max()
+    assert len(onnx.load(str(again)).graph.initializer) == len(onnx.load(str(out)).graph.initializer)
 
 
 def test_new_head_is_the_fitted_regression(tmp_path, data):

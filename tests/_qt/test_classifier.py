@@ -199,7 +199,7 @@ def test_similar_images_from_an_index(make_napari_viewer, qtbot, toy, tmp_path):
 
 def test_out_of_domain_field_is_said_plainly_and_the_model_card_is_one_click_away(
         make_napari_viewer, qtbot, real_dir):
-    """The default ensemble (synthetic fields only) on a real HPA field (Human Protein Atlas,
+    """The default ensemble (trained on synthetic fields) on a real HPA field (Human Protein Atlas,
     www.proteinatlas.org): the verdict is out of domain, in red, with why and what to do. The
     Kaggle PNG field: its intensities are within generator v3's, and its texture gives it away
     (models/default/MODEL_CARD.md, "Domain record")."""
@@ -209,13 +209,13 @@ def test_out_of_domain_field_is_said_plainly_and_the_model_card_is_one_click_awa
     viewer.open(str(real_dir / f"{REAL_KAGGLE_ID}_red.png"), plugin="napari-hpa")
     widget = ClassifierWidget(viewer)
     viewer.window.add_dock_widget(widget)
-    assert "synthetic fields only" in widget.trained_label.text()
+    assert "never a whole real field" in widget.trained_label.text()
     widget.tta_combo.setCurrentText("none")
     result = _classify(qtbot, widget, timeout=60000)
     assert result.verdict.in_domain is False
     text = widget.domain_label.text()
     assert text.startswith("OUT OF DOMAIN") and "guesses" in text and "Choose…" in text
-    assert "synthetic fields only" in text and "its texture is unlike the domain fields'" in text
+    assert "never a whole real field" in text and "its texture is unlike the domain fields'" in text
     assert not widget.domain_label.isHidden() and "background" in widget.domain_label.styleSheet()
     meta = viewer.layers[f"{REAL_KAGGLE_ID} protein"].metadata["hpa_classification"]
     assert meta["domain"]["in_domain"] is False and meta["domain"]["score"] > 1
