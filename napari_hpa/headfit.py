@@ -252,6 +252,7 @@ def write_model(model_path: str | Path, out: str | Path, fitted: FittedHead, not
     from onnx import helper, numpy_helper
 
     from .engine.onnx_tools import MAX_IR_VERSION
+    from .fileio import atomic_write_bytes
 
     model = onnx.load(str(model_path))
     head = find_head(model, model_path)
@@ -303,7 +304,7 @@ def write_model(model_path: str | Path, out: str | Path, fitted: FittedHead, not
         model.metadata_props.add(key=k, value=v)
     model.ir_version = min(model.ir_version, MAX_IR_VERSION)
     onnx.checker.check_model(model)
-    onnx.save(model, str(out))
+    atomic_write_bytes(out, model.SerializeToString())
 
 
 def _mean_ap(scores: np.ndarray, y: np.ndarray) -> float:
@@ -337,13 +338,12 @@ def refit_head(
     progress: Callable[[int, int], None] | None = None,
 ) -> str:
     """Refit the head of ``model_path`` on ``folders`` and write ``out``; returns a report."""
+    from .fileio import check_outputs
+
     model_path, out = Path(model_path), Path(out)
+    check_outputs([("--out", out)], inputs=[("the model", model_path)], make_folders=False)
     if out.exists():
         raise TrainingError(f"{out} exists; name a new file for the refitted model")
-    if out.resolve().parent == model_path.resolve().parent and out.name == model_path.name:
-        raise TrainingError(f"{out} is the model itself; name a new file")
-    if not out.parent.is_dir():
-        raise TrainingError(f"{out.parent}: no such folder")
     _check_strength(strength)
     ex = extract(model_path, folders, tta=tta, batch_size=batch_size, progress=progress)
     fitted = fit_head(ex, strength)

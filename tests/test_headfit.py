@@ -13,7 +13,7 @@ from hpa_testing import write_channel_files
 from napari_hpa.classes import NUM_CLASSES
 from napari_hpa.engine.contract import ModelContractError, contract_metadata
 from napari_hpa.engine.onnx_tools import cpu_session, quantize_int8
-from napari_hpa.errors import TrainingError
+from napari_hpa.errors import HPAError, TrainingError
 from napari_hpa.headfit import extract, find_head, fit_head, refit_head, write_model
 from onnx_toys import IR_VERSION, OPSET, make_toy
 
@@ -174,6 +174,10 @@ def test_refusals(tmp_path, data):
     with pytest.raises(TrainingError, match="exists"):
         refit_head(model, tmp_path / "taken.onnx", [(folder, 1.0)])
     assert (tmp_path / "taken.onnx").read_bytes() == b"keep me"
+    with pytest.raises(HPAError, match="model"):
+        refit_head(model, model, [(folder, 1.0)])  # never over its input
+    with pytest.raises(HPAError, match="nowhere"):
+        refit_head(model, tmp_path / "nowhere" / "x.onnx", [(folder, 1.0)])
     with pytest.raises(TrainingError, match="positive number"):
         refit_head(model, tmp_path / "x.onnx", [(folder, 0.0)])
     with pytest.raises(TrainingError, match="strength"):
