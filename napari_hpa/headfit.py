@@ -167,6 +167,11 @@ def extract(
     inits = {i.name for i in model.graph.initializer}
     session = _session_with(model, [head.features] + [t for t in (head.weight, head.bias) if t and t not in inits])
     info = check_contract(session, model_path)
+    probe = np.zeros((1, 4, info.input_size, info.input_size), np.float32)
+    weight = _constant(model, session, head.weight, probe)
+    weight = head.alpha * (weight if head.transposed else weight.T)
+    bias = (np.zeros(NUM_CLASSES) if head.bias is None
+            else np.broadcast_to(head.beta * _constant(model, session, head.bias, probe).ravel(), (NUM_CLASSES,)))
     data = []
     for folder, w in folders:
         if not (np.isfinite(w) and w > 0):
@@ -194,11 +199,6 @@ def extract(
             if progress is not None:
                 progress(done, total)
         base += len(d)
-    probe = np.zeros((1, 4, info.input_size, info.input_size), np.float32)
-    weight = _constant(model, session, head.weight, probe)
-    weight = head.alpha * (weight if head.transposed else weight.T)
-    bias = (np.zeros(NUM_CLASSES) if head.bias is None
-            else np.broadcast_to(head.beta * _constant(model, session, head.bias, probe).ravel(), (NUM_CLASSES,)))
     return Extracted(np.concatenate(feats), np.concatenate(targets), np.concatenate(weights),
                      np.concatenate(fields), weight, np.array(bias, dtype=np.float64), total, sources)
 
@@ -213,7 +213,6 @@ class FittedHead:
     weight: np.ndarray  # [28, D]
     bias: np.ndarray  # [28]
     refitted: np.ndarray  # [28] bool: the classes whose row was fitted
-    positives: np.ndarray  # [28] fields with the class in the data
 
 
 def fit_head(ex: Extracted, strength: float = DEFAULT_STRENGTH,
@@ -238,12 +237,7 @@ def fit_head(ex: Extracted, strength: float = DEFAULT_STRENGTH,
             weight[c] = lr.coef_[0] / scale
             bias[c] = lr.intercept_[0] - weight[c] @ mean
             refitted[c] = True
-    positives = np.array([len(np.unique(ex.field[rows][y[:, c]])) for c in range(NUM_CLASSES)])
-    return FittedHead(weight, bias, refitted, positives)
-
-
-def logits(features: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    return features.astype(np.float64) @ weight.T + bias
+    return FittedHead(weight, bias, refitted)
 
 
 def write_model(model_path: str | Path, out: str | Path, fitted: FittedHead, note: str) -> None:
@@ -317,7 +311,7 @@ def _mean_ap(scores: np.ndarray, y: np.ndarray) -> float:
 def field_scores(ex: Extracted, weight: np.ndarray, bias: np.ndarray, rows: np.ndarray | None = None):
     """Per field (mean logit over its views) scores and targets of the rows ``rows``."""
     rows = np.arange(len(ex.features)) if rows is None else np.asarray(rows)
-    z = logits(ex.features[rows], weight, bias)
+    z = ex.features[rows].astype(np.float64) @ weight.T + bias
     fields, inverse = np.unique(ex.field[rows], return_inverse=True)
     s = np.zeros((len(fields), NUM_CLASSES))
     np.add.at(s, inverse, z)
@@ -363,4 +357,4 @@ def refit_head(
 
 
 __all__ = ["DEFAULT_STRENGTH", "Extracted", "FittedHead", "Head", "extract", "field_scores", "find_head",
-           "fit_head", "logits", "refit_head", "write_model"]
+           "fit_head", "refit_head", "write_model"]
