@@ -51,7 +51,9 @@ def main(argv=None) -> None:
     ap.add_argument("--C", type=float, default=DEFAULT_STRENGTH, help=f"as refit-head (default {DEFAULT_STRENGTH})")
     ap.add_argument("--real-weight", type=float, default=1.0, help="weight of a composite (default 1)")
     ap.add_argument("--tta", default="d4", help="views fitted on (default d4, as refit-head)")
+    ap.add_argument("--classes", help="refit only these class indices, as refit-head --classes (default all)")
     args = ap.parse_args(argv)
+    classes = [int(c) for c in args.classes.split(",")] if args.classes else None
 
     manifest = resolve_models(args.models).resolve()
     ensemble = Ensemble.load(manifest, ProviderRequest())
@@ -74,11 +76,11 @@ def main(argv=None) -> None:
         folds = np.array_split(np.random.default_rng(0).permutation(n_green), args.folds)
         print(f"{len(rows)} composites ({n_green} real greens x {len(args.seeds)} seeds; Human Protein Atlas, "
               f"www.proteinatlas.org) + {n_synth} synthetic fields, views {args.tta}, C {args.C:g}, "
-              f"composite weight {args.real_weight:g}; {args.folds} folds over the greens")
+              f"composite weight {args.real_weight:g}, classes {args.classes or 'all'}; {args.folds} folds over the greens")
         probs = {"as given": [], "refitted (held out)": []}
         truth = []
         for k, held in enumerate(folds):
-            fitted = fit_head(ex, args.C, np.flatnonzero(~np.isin(green, held)))
+            fitted = fit_head(ex, args.C, np.flatnonzero(~np.isin(green, held)), classes)
             copy = Path(tmp) / f"fold{k}"
             shutil.copytree(manifest.parent, copy)
             target = copy / member_path.relative_to(manifest.parent)  # the member's file in the copy

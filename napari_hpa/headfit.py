@@ -215,13 +215,29 @@ class FittedHead:
     refitted: np.ndarray  # [28] bool: the classes whose row was fitted
 
 
+def _check_classes(classes: Sequence[int] | None) -> np.ndarray:
+    """The class mask ``classes`` asks for (all classes when None)."""
+    if classes is None:
+        return np.ones(NUM_CLASSES, bool)
+    wanted = np.zeros(NUM_CLASSES, bool)
+    for c in classes:
+        if not (isinstance(c, (int, np.integer)) and 0 <= c < NUM_CLASSES):
+            raise TrainingError(f"class {c!r} to refit is not a class index 0-{NUM_CLASSES - 1}")
+        wanted[c] = True
+    if not wanted.any():
+        raise TrainingError("no class to refit was named")
+    return wanted
+
+
 def fit_head(ex: Extracted, strength: float = DEFAULT_STRENGTH,
-             rows: np.ndarray | None = None) -> FittedHead:
-    """One logistic regression per class with both positive and negative fields among the
-    rows ``rows`` of ``ex`` (default all); the other classes keep their present row."""
+             rows: np.ndarray | None = None, classes: Sequence[int] | None = None) -> FittedHead:
+    """One logistic regression per class of ``classes`` (default all) with both positive and
+    negative fields among the rows ``rows`` of ``ex`` (default all); the other classes keep
+    their present row."""
     from sklearn.linear_model import LogisticRegression
 
     _check_strength(strength)
+    wanted = _check_classes(classes)
     rows = np.arange(len(ex.features)) if rows is None else np.asarray(rows)
     x = ex.features[rows].astype(np.float64)
     y, w = ex.targets[rows], ex.weights[rows]
@@ -231,7 +247,7 @@ def fit_head(ex: Extracted, strength: float = DEFAULT_STRENGTH,
     weight, bias = ex.weight.copy(), ex.bias.copy()
     refitted = np.zeros(NUM_CLASSES, bool)
     for c in range(NUM_CLASSES):
-        if 0 < y[:, c].sum() < len(y):
+        if wanted[c] and 0 < y[:, c].sum() < len(y):
             lr = LogisticRegression(C=strength, class_weight="balanced", max_iter=2000)
             lr.fit(z, y[:, c], sample_weight=w)
             weight[c] = lr.coef_[0] / scale
@@ -321,6 +337,11 @@ def field_scores(ex: Extracted, weight: np.ndarray, bias: np.ndarray, rows: np.n
     return s, y
 
 
+def _kept(mask: np.ndarray, why: str) -> str:
+    names = ", ".join(CLASS_NAMES[c] for c in np.flatnonzero(mask))
+    return f"; kept, {why}: {names}" if names else ""
+
+
 def refit_head(
     model_path: str | Path,
     out: str | Path,
@@ -329,9 +350,12 @@ def refit_head(
     strength: float = DEFAULT_STRENGTH,
     tta: str = "d4",
     batch_size: int = 16,
+    classes: Sequence[int] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> str:
-    """Refit the head of ``model_path`` on ``folders`` and write ``out``; returns a report."""
+    """Refit the head of ``model_path`` on ``folders`` and write ``out``; returns a report.
+    ``classes`` (default all) limits the refit to those class indices; the others keep their
+    present row."""
     from .fileio import check_outputs
 
     model_path, out = Path(model_path), Path(out)
@@ -339,18 +363,22 @@ def refit_head(
     if out.exists():
         raise TrainingError(f"{out} exists; name a new file for the refitted model")
     _check_strength(strength)
+    wanted = _check_classes(classes)
     ex = extract(model_path, folders, tta=tta, batch_size=batch_size, progress=progress)
-    fitted = fit_head(ex, strength)
+    fitted = fit_head(ex, strength, classes=classes)
     if not fitted.refitted.any():
-        raise TrainingError("no class has both positive and negative fields in the data: nothing to fit")
+        raise TrainingError(f"no {'class' if classes is None else 'class named by --classes'} has both "
+                            "positive and negative fields in the data: nothing to fit")
     note = f"{ex.n_fields} labelled fields ({'; '.join(ex.sources)}), views {tta}, C {strength:g}"
+    if not wanted.all():
+        note += f", classes {','.join(str(c) for c in np.flatnonzero(wanted))} only"
     write_model(model_path, out, fitted, note)
     before, y = field_scores(ex, ex.weight, ex.bias)
     after, _ = field_scores(ex, fitted.weight, fitted.bias)
     lines = [f"wrote {out}: {model_path.name} with its head refitted on {note}",
              f"classes refitted: {int(fitted.refitted.sum())} of {NUM_CLASSES}"
-             + ("" if fitted.refitted.all() else " (the others, without both positive and negative fields, keep "
-                "their present head: " + ", ".join(CLASS_NAMES[c] for c in np.flatnonzero(~fitted.refitted)) + ")"),
+             + _kept(wanted & ~fitted.refitted, "without both positive and negative fields")
+             + _kept(~wanted, "not named by --classes"),
              f"mean average precision on these same fields (not a held-out figure): "
              f"{_mean_ap(before, y):.3f} before, {_mean_ap(after, y):.3f} after"]
     return "\n".join(lines)

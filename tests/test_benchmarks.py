@@ -178,7 +178,7 @@ def test_bench_refit_cv_runs_and_leaves_the_ensemble_alone(real_dir, tmp_path):
     shutil.copytree(Path(__file__).resolve().parents[1] / "models" / "default", models)
     before = {p.name: p.read_bytes() for p in models.iterdir()}
     out = _run("bench_refit_cv.py", str(models), "--member", "first-resnet10t", "--seeds", "0", "--folds", "2",
-               "--tta", "none", "--data", str(real_dir.parent))
-    assert "50 composites" in out and "0 synthetic fields" in out
+               "--tta", "none", "--classes", "0,25", "--data", str(real_dir.parent))
+    assert "50 composites" in out and "0 synthetic fields" in out and "classes 0,25;" in out
     assert "as given" in out and "refitted (held out)" in out
     assert {p.name: p.read_bytes() for p in models.iterdir()} == before  # the folds work on copies

@@ -100,6 +100,25 @@ def test_refit_learns_the_labels_and_keeps_other_classes(tmp_path, data, matmul)
     assert len(onnx.load(str(again)).graph.initializer) == len(onnx.load(str(out)).graph.initializer)
 
 
+def test_classes_limits_the_refit_to_the_named_classes(tmp_path, data):
+    folder, x = data
+    model = make_linear(tmp_path / "m.onnx")
+    out = tmp_path / "refit.onnx"
+    report = refit_head(model, out, [(folder, 1.0)], strength=1.0, tta="none", classes=[3])
+    assert "classes refitted: 1 of 28" in report and "not named by --classes: Nucleoplasm," in report
+    before, after = run(model, x)[0], run(out, x)[0]
+    keep = [c for c in range(NUM_CLASSES) if c != 3]
+    np.testing.assert_allclose(after[:, keep], before[:, keep], rtol=1e-5, atol=1e-5)  # class 0 too
+    assert np.abs(after[:, 3] - before[:, 3]).max() > 1e-3
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert "classes 3 only" in meta["trained_on"]
+    for bad, message in (([28], "not a class index"), ([], "no class to refit"),
+                         ([5], "no class named by --classes has both")):
+        with pytest.raises(TrainingError, match=message):
+            refit_head(model, tmp_path / "x.onnx", [(folder, 1.0)], tta="none", classes=bad)
+    assert not (tmp_path / "x.onnx").exists()
+
+
 def test_new_head_is_the_fitted_regression(tmp_path, data):
     folder, x = data
     model = make_linear(tmp_path / "m.onnx")
@@ -207,3 +226,9 @@ def test_cli(tmp_path, data, capsys):
     rc = main(["models", "refit-head", str(model), "--data", str(folder), "--data-weight", "1",
                "--data-weight", "2", "--out", str(tmp_path / "y.onnx")])
     assert rc != 0 and "one weight per folder" in capsys.readouterr().err
+    rc = main(["models", "refit-head", str(model), "--data", str(folder), "--classes", "0,x",
+               "--out", str(tmp_path / "z.onnx")])
+    assert rc != 0 and "--classes '0,x'" in capsys.readouterr().err
+    assert main(["models", "refit-head", str(model), "--data", str(folder), "--classes", "3",
+                 "--out", str(tmp_path / "z.onnx"), "--tta", "none", "-q"]) == 0
+    assert "classes refitted: 1 of 28" in capsys.readouterr().out

@@ -82,8 +82,9 @@ def cmd_refit_head(args: argparse.Namespace) -> int:
     if len(weights) != len(args.data):
         raise HPAError(f"{len(args.data)} --data folder(s) but {len(weights)} --data-weight(s): give one "
                        "weight per folder, in the same order, or none")
+    classes = _numbers(args.classes, "--classes", int) if args.classes else None
     print(refit_head(args.model, args.out, list(zip(args.data, weights)), strength=args.C, tta=args.tta,
-                     batch_size=args.batch_size, progress=None if args.quiet else progress_bar(0, "img")))
+                     batch_size=args.batch_size, classes=classes, progress=None if args.quiet else progress_bar(0, "img")))
     print(f"use it: add it to an ensemble ('napari-hpa ensemble build'), or classify with --models {args.out}")
     return 0
 
@@ -173,6 +174,10 @@ def add_parsers(sub) -> None:
     r.add_argument("--out", type=Path, required=True, metavar="OUT", help="the new .onnx file to write")
     r.add_argument("--C", type=float, default=DEFAULT_STRENGTH, metavar="C",
                    help=f"inverse L2 strength of each class's logistic regression (default {DEFAULT_STRENGTH})")
+    r.add_argument("--classes", metavar="K,...",
+                   help="refit only these class indices (0-27, as in labels.csv); the others keep their "
+                   "present weights. Leave out classes your fields show too rarely to learn from "
+                   "(default: every class)")
     tta_option(r, "d4")
     batch_size_option(r, "models refit-head")
     quiet_option(r)
