@@ -84,7 +84,8 @@ def cmd_refit_head(args: argparse.Namespace) -> int:
                        "weight per folder, in the same order, or none")
     classes = _numbers(args.classes, "--classes", int) if args.classes else None
     print(refit_head(args.model, args.out, list(zip(args.data, weights)), strength=args.C, tta=args.tta,
-                     batch_size=args.batch_size, classes=classes, progress=None if args.quiet else progress_bar(0, "img")))
+                     batch_size=args.batch_size, classes=classes,
+                     progress=None if args.quiet else progress_bar(0, "img")))
     print(f"use it: add it to an ensemble ('napari-hpa ensemble build'), or classify with --models {args.out}")
     return 0
 
