@@ -61,7 +61,7 @@ def main(argv=None) -> None:
     if spec is None:
         raise SystemExit(f"{manifest}: no member {args.member!r}")
     member_path = Path(spec.path).resolve()
-    if member_path.parent != manifest.parent.resolve():
+    if member_path.parent != manifest.parent:
         raise SystemExit(f"{manifest}: member {args.member!r} lies outside the ensemble's folder")
     with tempfile.TemporaryDirectory() as tmp:
         comp = Path(tmp) / "composites"
