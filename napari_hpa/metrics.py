@@ -5,7 +5,8 @@
   macro mean (on a small split that simply lacks the class, predicting nothing is
   not an error).
 * :func:`fit_thresholds_f1` -- each class's threshold maximising that class's F1 on
-  validation probabilities (the midpoint of the best run of candidate thresholds).
+  validation probabilities; among equally good candidates, the one nearest half that best
+  F1, and never below :data:`MIN_THRESHOLD`.
 * :func:`fit_thresholds_ratio` -- the Kaggle 2018 1st place: each class's threshold
   set so that its predicted-positive rate matches a target ratio (e.g. the training
   label frequencies).
@@ -26,7 +27,10 @@ import numpy as np
 
 from .classes import DEFAULT_THRESHOLD, NUM_CLASSES
 
-THRESHOLD_GRID = np.round(np.arange(0.02, 0.981, 0.01), 4)
+# a class is never labelled at a probability under 5 %: validation fields that separate a class
+# perfectly put its best F1 anywhere down to the lowest candidate, where fields unlike them cross it
+MIN_THRESHOLD = 0.05
+THRESHOLD_GRID = np.round(np.arange(MIN_THRESHOLD, 0.981, 0.01), 4)
 
 
 def _as_bool(y) -> np.ndarray:
@@ -64,21 +68,18 @@ def score_thresholds(probs, y_true, thresholds, min_one_label: bool = True) -> f
 
 
 def _best_threshold(p: np.ndarray, t: np.ndarray, grid: np.ndarray) -> float:
+    """The candidate of ``grid`` with the best F1; among equally good ones (a plateau: the
+    validation fields separate the class anywhere in a gap), the one nearest half the best F1,
+    the optimal threshold of calibrated probabilities (Lipton, Elkan and Naryanaswamy 2014,
+    "Optimal thresholding of classifiers to maximize F1 measure")."""
     pred = p[:, None] >= grid[None, :]
     tp = (pred & t[:, None]).sum(0)
     fp = (pred & ~t[:, None]).sum(0)
     fn = (~pred & t[:, None]).sum(0)
     f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1)
     best = f1.max()
-    idx = np.flatnonzero(f1 >= best - 1e-12)
-    # the middle of the best run that contains the first optimum (robust to plateaus)
-    run = [idx[0]]
-    for i in idx[1:]:
-        if i == run[-1] + 1:
-            run.append(i)
-        else:
-            break
-    return float(grid[run[len(run) // 2]])
+    tied = grid[f1 >= best - 1e-12]
+    return float(tied[np.argmin(np.abs(tied - best / 2))])
 
 
 def fit_thresholds_f1(probs, y_true, grid=THRESHOLD_GRID, default: float = DEFAULT_THRESHOLD) -> np.ndarray:

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from napari_hpa import metrics
 
@@ -52,6 +54,48 @@ def test_fitted_thresholds_raise_f1():
     # ... and they carry over to a fresh sample of the same process
     probs2, y2 = _constructed(seed=1)
     assert metrics.score_thresholds(probs2, y2, thr_f1) > 0.95
+
+
+def test_f1_thresholds_on_a_plateau_take_the_one_nearest_half_the_best_f1():
+    """Validation fields that separate a class with a gap leave every threshold in the gap
+    equally good; the fit takes the one nearest F1/2 (0.5 for a perfect class), the optimum for
+    calibrated probabilities, not the middle of the gap."""
+    rng = np.random.default_rng(0)
+    y = np.zeros((200, 1), bool)
+    y[:50] = True
+    probs = np.where(y, rng.uniform(0.30, 0.95, y.shape), rng.uniform(0.0, 0.06, y.shape))
+    thr = metrics.fit_thresholds_f1(probs, y)
+    assert metrics.score_thresholds(probs, y, thr, min_one_label=False) == pytest.approx(1.0)
+    # the gap runs from above the highest negative to the lowest positive; 0.5 lies above it
+    assert thr[0] == pytest.approx(np.floor(probs[y].min() * 100) / 100)
+
+
+def test_f1_thresholds_never_fall_below_the_floor():
+    """A class whose validation negatives all lie near 0 would be labelled at p 0.02; the
+    floor keeps it at MIN_THRESHOLD or above, at the cost of its faintest positives."""
+    y = np.zeros((100, 1), bool)
+    y[:20] = True
+    probs = np.full((100, 1), 0.01)
+    probs[:20, 0] = np.linspace(0.02, 0.9, 20)  # the faintest at 0.02 and 0.066
+    assert metrics.THRESHOLD_GRID.min() == metrics.MIN_THRESHOLD
+    thr = metrics.fit_thresholds_f1(probs, y)
+    assert thr[0] >= metrics.MIN_THRESHOLD
+    assert metrics.score_thresholds(probs, y, thr, min_one_label=False) == pytest.approx(2 * 19 / (2 * 19 + 1))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 60))
+def test_f1_thresholds_are_optimal_on_the_grid(seed, n_pos):
+    """Whatever the probabilities, the fitted threshold's F1 is the best any candidate reaches,
+    and it lies on the candidate grid."""
+    rng = np.random.default_rng(seed)
+    y = np.zeros((80, 1), bool)
+    y[: min(n_pos, 80)] = True
+    probs = np.clip(rng.beta(2, 5, y.shape) + y * rng.uniform(0, 0.5), 0, 1)
+    thr = metrics.fit_thresholds_f1(probs, y)[0]
+    assert np.isclose(metrics.THRESHOLD_GRID, thr).any()
+    f1 = [metrics.f1_per_class(y, probs >= g)[0] for g in metrics.THRESHOLD_GRID]
+    assert metrics.f1_per_class(y, probs >= thr)[0] == pytest.approx(max(f1))
 
 
 def _two_experts(seed, n=600, c=28):
