@@ -13,11 +13,13 @@ The complete field is scored on its own too.
 For each model (an ensemble folder or manifest, or one contract ONNX file) it prints, over the
 composites: macro F1 over the classes present (the labels from the model's own thresholds and
 top-class rule), mean average precision over those classes, the mean probability of a field's
-true classes, the wrong labels called with p > 0.9 and the largest wrong probability, and how
-many fields the domain record calls out of the domain; then the complete field's probabilities
-of its true classes and its top wrong class.  Prints figures only.
+true classes, the labels called wrong and right (top class forced), the wrong labels called
+with p > 0.9 and the largest wrong probability, and how many fields the domain record calls
+out of the domain; then the complete field's probabilities of its true classes, its top wrong
+class and the labels it is given.  ``--seeds`` makes one composite per green and seed (other
+reference channels each time).  Prints figures only.
 
-    python benchmarks/bench_real_proxy.py models/default [OTHER ...] [--tta none] [--seed 0]
+    python benchmarks/bench_real_proxy.py models/default [OTHER ...] [--tta none] [--seeds 0 1 ...]
 """
 
 from __future__ import annotations
@@ -60,13 +62,6 @@ def write_labels(path: Path, labels: list[tuple[str, str]]) -> None:
         csv.writer(fh).writerows([("Id", "Target"), *labels])
 
 
-def write_composites(data: Path, out: Path, seed: int) -> int:
-    """:func:`composites` of one seed, and their labels.csv."""
-    labels = composites(data, out, seed)
-    write_labels(out / "labels.csv", labels)
-    return len(labels)
-
-
 def score(probs: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> dict:
     from sklearn.metrics import average_precision_score
 
@@ -79,6 +74,8 @@ def score(probs: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> dict:
         "f1": float(np.nanmean(f1_per_class(truth[:, present], pred[:, present]))),
         "ap": float(np.mean([average_precision_score(truth[:, c], probs[:, c]) for c in np.flatnonzero(present)])),
         "p_true": float(probs[truth].mean()),
+        "wrong": int((pred & ~truth).sum()),
+        "right": int((pred & truth).sum()),
         "wrong_09": int(((wrong > 0.9) & pred).sum()),
         "max_wrong": float(wrong.max()),
         "max_wrong_class": CLASS_NAMES[int(np.unravel_index(wrong.argmax(), wrong.shape)[1])],
@@ -93,21 +90,24 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="+", type=Path, help="ensemble folders or manifests, or ONNX files")
     ap.add_argument("--data", type=Path, default=DATA, help="the shared data folder (holds real/)")
-    ap.add_argument("--seed", type=int, default=0, help="which reference channels go with each green (default 0)")
+    ap.add_argument("--seeds", "--seed", type=int, nargs="+", default=[0],
+                    help="which reference channels go with each green: one composite per green and seed (default 0)")
     ap.add_argument("--tta", default="none", help="test-time augmentation (default none)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         comp, whole = Path(tmp) / "composites", Path(tmp) / "field"
         comp.mkdir()
         whole.mkdir()
-        n = write_composites(args.data, comp, args.seed)
+        rows = [r for s in args.seeds for r in composites(args.data, comp, s, prefix=f"real{s}")]
+        write_labels(comp / "labels.csv", rows)
+        n = len(rows)
         for colour in CHANNELS:
             (whole / f"{FIELD}_{colour}.png").symlink_to((args.data / "real" / f"{FIELD}_{colour}.png").resolve())
         (whole / "labels.csv").write_text(f"Id,Target\n{FIELD},{FIELD_LABELS}\n")
         print(f"{n} composites (a real green channel with its field's labels, real reference channels of other "
-              f"fields, seed {args.seed}) and the field {FIELD[:8]} (labels {FIELD_LABELS}); "
+              f"fields, seeds {' '.join(map(str, args.seeds))}) and the field {FIELD[:8]} (labels {FIELD_LABELS}); "
               f"Human Protein Atlas, www.proteinatlas.org")
-        print(f"{'model':<34} {'classes':>7} {'F1':>6} {'mAP':>6} {'p true':>6} {'>0.9 wrong':>10} "
+        print(f"{'model':<34} {'classes':>7} {'F1':>6} {'mAP':>6} {'p true':>6} {'wrong/right':>11} {'>0.9 wrong':>10} "
               f"{'max wrong':>9}  {'out of domain':>13}  complete field: p true | top wrong")
         true = sorted(int(t) for t in FIELD_LABELS.split())
         for models in args.models:
@@ -115,12 +115,16 @@ def main(argv=None) -> None:
             col = collect(ens, comp, tta=args.tta)
             s = score(col.probs, col.y_true, apply_thresholds(col.probs, ens.thresholds, ens.spec.min_one_label))
             out = sum(1 for v in col.verdicts if v.in_domain is False)
-            fp = collect(ens, whole, tta=args.tta).probs[0]
+            fp = collect(ens, whole, tta=args.tta).probs[:1]
+            called = np.flatnonzero(apply_thresholds(fp, ens.thresholds, ens.spec.min_one_label)[0])
+            fp = fp[0]
             wrong = [c for c in np.argsort(-fp) if c not in true][0]
             print(f"{str(models):<34} {s['classes']:>7} {s['f1']:>6.3f} {s['ap']:>6.3f} {s['p_true']:>6.3f} "
+                  f"{str(s['wrong']) + '/' + str(s['right']):>11} "
                   f"{s['wrong_09']:>10} {s['max_wrong']:>9.3f}  {out:>6} of {len(col.ids):<4}  "
                   + " ".join(f"{fp[c]:.2f}" for c in true) + f" | {CLASS_NAMES[wrong]} {fp[wrong]:.2f}")
-            print(f"{'':<34} largest wrong probability: {s['max_wrong_class']}")
+            print(f"{'':<34} largest wrong probability: {s['max_wrong_class']}; the complete field is labelled "
+                  + ", ".join(CLASS_NAMES[c] for c in called))
 
 
 if __name__ == "__main__":

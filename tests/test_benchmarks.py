@@ -101,7 +101,9 @@ def test_real_proxy_composites_carry_the_green_fields_labels(real_dir, tmp_path)
     import imageio.v3 as iio
 
     proxy = load_benchmark("bench_real_proxy")
-    n = proxy.write_composites(real_dir.parent, tmp_path, seed=0)
+    rows = proxy.composites(real_dir.parent, tmp_path, seed=0)
+    proxy.write_labels(tmp_path / "labels.csv", rows)
+    n = len(rows)
     with open(real_dir / "kaggle_singles" / "labels.csv", newline="") as fh:
         singles = list(csv.DictReader(fh))
     greens = sorted((r for r in singles if r["Channel"] == "green"), key=lambda r: r["Id"])
@@ -127,6 +129,7 @@ def test_real_proxy_score_on_a_hand_made_example():
     s = proxy.score(probs, truth, pred)
     assert s["classes"] == 2
     assert s["f1"] == pytest.approx((2 / 3 + 1.0) / 2)  # class 0: one of two found; class 5: found
+    assert s["wrong"] == 1 and s["right"] == 2  # the Golgi label wrong; class 0 once and class 5 right
     assert s["wrong_09"] == 1 and s["max_wrong"] == pytest.approx(0.95)
     assert s["max_wrong_class"] == "Golgi apparatus"
     assert s["p_true"] == pytest.approx((0.8 + 0.3 + 0.6) / 3)
@@ -134,8 +137,11 @@ def test_real_proxy_score_on_a_hand_made_example():
 
 def test_bench_real_proxy_runs(real_dir):
     model = Path(__file__).resolve().parents[1] / "models" / "default" / "first-resnet10t.onnx"
-    out = _run("bench_real_proxy.py", str(model))
+    out = _run("bench_real_proxy.py", str(model), "--seeds", "0", "1")
     assert "composites" in out and "first-resnet10t.onnx" in out and "largest wrong probability" in out
+    assert "seeds 0 1" in out and "the complete field is labelled" in out
+    n = int(out.split(" composites")[0].split()[-1])
+    assert n % 2 == 0 and n >= 80  # one composite per green and seed
 
 
 def test_bench_domain_runs(real_dir, tmp_path):
