@@ -90,7 +90,7 @@ def main(argv=None) -> None:
         for folder in groups.values():
             folder.mkdir()
         link_sets(sources, groups["held"])
-        n_comp = write_composites(args.data, groups["comp"], args.seed)
+        n_comp = len(write_composites(args.data, groups["comp"], [args.seed]))
         (groups["comp"] / "labels.csv").unlink()
         kinds = {}
         for k, (name, order) in enumerate(SHUFFLES.items()):

@@ -62,6 +62,14 @@ def write_labels(path: Path, labels: list[tuple[str, str]]) -> None:
         csv.writer(fh).writerows([("Id", "Target"), *labels])
 
 
+def write_composites(data: Path, out: Path, seeds) -> list[tuple[str, str]]:
+    """:func:`composites` of each of ``seeds`` into ``out`` (named ``real{seed}-{k:03d}``) and their
+    labels.csv; returns their (id, labels), seed by seed."""
+    rows = [r for s in seeds for r in composites(data, out, s, prefix=f"real{s}")]
+    write_labels(out / "labels.csv", rows)
+    return rows
+
+
 def score(probs: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> dict:
     from sklearn.metrics import average_precision_score
 
@@ -98,9 +106,7 @@ def main(argv=None) -> None:
         comp, whole = Path(tmp) / "composites", Path(tmp) / "field"
         comp.mkdir()
         whole.mkdir()
-        rows = [r for s in args.seeds for r in composites(args.data, comp, s, prefix=f"real{s}")]
-        write_labels(comp / "labels.csv", rows)
-        n = len(rows)
+        n = len(write_composites(args.data, comp, args.seeds))
         for colour in CHANNELS:
             (whole / f"{FIELD}_{colour}.png").symlink_to((args.data / "real" / f"{FIELD}_{colour}.png").resolve())
         (whole / "labels.csv").write_text(f"Id,Target\n{FIELD},{FIELD_LABELS}\n")

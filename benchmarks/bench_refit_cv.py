@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]  # this checkout
 
-from bench_real_proxy import DATA, composites, score, write_labels  # noqa: E402
+from bench_real_proxy import DATA, score, write_composites, write_labels  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -66,8 +66,7 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         comp = Path(tmp) / "composites"
         comp.mkdir()
-        rows = [r for s in args.seeds for r in composites(args.data, comp, s, prefix=f"real{s}")]
-        write_labels(comp / "labels.csv", rows)
+        rows = write_composites(args.data, comp, args.seeds)
         n_green = len(rows) // len(args.seeds)
         folders = ([(args.synth, 1.0)] if args.synth else []) + [(comp, args.real_weight)]
         ex = extract(member_path, folders, tta=args.tta)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]  # this checkout
 
-from bench_real_proxy import DATA, composites, write_labels  # noqa: E402
+from bench_real_proxy import DATA, write_composites  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -27,8 +27,7 @@ def main(argv=None) -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="one composite per green and seed")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=False)
-    labels = [row for s in args.seeds for row in composites(args.data, args.out, s, prefix=f"real{s}")]
-    write_labels(args.out / "labels.csv", labels)
+    labels = write_composites(args.data, args.out, args.seeds)
     print(f"wrote {len(labels)} composites and labels.csv to {args.out} (Human Protein Atlas, www.proteinatlas.org)")
 
 

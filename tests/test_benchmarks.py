@@ -101,9 +101,7 @@ def test_real_proxy_composites_carry_the_green_fields_labels(real_dir, tmp_path)
     import imageio.v3 as iio
 
     proxy = load_benchmark("bench_real_proxy")
-    rows = proxy.composites(real_dir.parent, tmp_path, seed=0)
-    proxy.write_labels(tmp_path / "labels.csv", rows)
-    n = len(rows)
+    n = len(proxy.write_composites(real_dir.parent, tmp_path, [0]))
     with open(real_dir / "kaggle_singles" / "labels.csv", newline="") as fh:
         singles = list(csv.DictReader(fh))
     greens = sorted((r for r in singles if r["Channel"] == "green"), key=lambda r: r["Id"])
@@ -112,10 +110,10 @@ def test_real_proxy_composites_carry_the_green_fields_labels(real_dir, tmp_path)
         labels = list(csv.DictReader(fh))
     assert [r["Target"] for r in labels] == [g["Target"] for g in greens]  # each green once, with its labels
     first = greens[0]["Id"]
-    np.testing.assert_array_equal(iio.imread(tmp_path / "real-000_green.png"),
+    np.testing.assert_array_equal(iio.imread(tmp_path / "real0-000_green.png"),
                                   iio.imread(real_dir / "kaggle_singles" / f"{first}_green.png"))
-    assert not np.array_equal(iio.imread(tmp_path / "real-000_blue.png"),
-                              iio.imread(tmp_path / "real-001_blue.png"))  # reference channels vary
+    assert not np.array_equal(iio.imread(tmp_path / "real0-000_blue.png"),
+                              iio.imread(tmp_path / "real0-001_blue.png"))  # reference channels vary
 
 
 def test_real_proxy_score_on_a_hand_made_example():
