@@ -28,7 +28,7 @@ import numpy as np
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]  # this checkout
 
 from bench_gain_robustness import DATA, FIELD  # noqa: E402  the shared data, the labelled field
-from bench_real_proxy import write_composites  # noqa: E402
+from bench_real_proxy import composites  # noqa: E402
 
 from napari_hpa.classes import CHANNELS  # noqa: E402
 
@@ -90,8 +90,7 @@ def main(argv=None) -> None:
         for folder in groups.values():
             folder.mkdir()
         link_sets(sources, groups["held"])
-        n_comp = len(write_composites(args.data, groups["comp"], [args.seed]))
-        (groups["comp"] / "labels.csv").unlink()
+        n_comp = len(composites(args.data, groups["comp"], args.seed))  # unlabelled: no labels.csv
         kinds = {}
         for k, (name, order) in enumerate(SHUFFLES.items()):
             for i in link_sets(sources[k :: len(SHUFFLES)], groups["shuffled"], order, prefix=f"s{k}-"):

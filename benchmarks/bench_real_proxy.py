@@ -121,9 +121,9 @@ def main(argv=None) -> None:
             col = collect(ens, comp, tta=args.tta)
             s = score(col.probs, col.y_true, apply_thresholds(col.probs, ens.thresholds, ens.spec.min_one_label))
             out = sum(1 for v in col.verdicts if v.in_domain is False)
-            fp = collect(ens, whole, tta=args.tta).probs[:1]
-            called = np.flatnonzero(apply_thresholds(fp, ens.thresholds, ens.spec.min_one_label)[0])
-            fp = fp[0]
+            field = collect(ens, whole, tta=args.tta).probs
+            called = np.flatnonzero(apply_thresholds(field, ens.thresholds, ens.spec.min_one_label)[0])
+            fp = field[0]
             wrong = [c for c in np.argsort(-fp) if c not in true][0]
             print(f"{str(models):<34} {s['classes']:>7} {s['f1']:>6.3f} {s['ap']:>6.3f} {s['p_true']:>6.3f} "
                   f"{str(s['wrong']) + '/' + str(s['right']):>11} "
